@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` (the main job) and `make test` (everything CI runs).
+# Both build the virtualenv on first use from python3 alone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TYPECHECK_TREE := .build/typecheck
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/otelpipe demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# mypy cannot follow the package-dir mapping (processors/ -> otelpipe.processors) of an
+# editable install, so it checks a symlink tree laid out the way the wheel is.
+typecheck: $(STAMP)
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)
+	cp -rs $(CURDIR)/otelpipe $(TYPECHECK_TREE)/otelpipe
+	cp -rs $(CURDIR)/processors $(TYPECHECK_TREE)/otelpipe/processors
+	cp -rs $(CURDIR)/exporters $(TYPECHECK_TREE)/otelpipe/exporters
+	cd $(TYPECHECK_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p otelpipe
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/span_end.py
+	$(BIN)/python bench/log_record.py
+	$(BIN)/python bench/slo_tick.py
+
+clean:
+	rm -rf $(VENV) .build build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""Entry points for `opentelemetry-instrument`: a distro that sets defaults and a configurator that builds the SDK.
+
+The SDK offers no environment variable or entry point for custom span or log processors; a
+configurator that subclasses `_OTelSDKConfigurator` and passes them to `_initialize_components`
+is the supported route (opentelemetry-python #4806). Only one configurator loads per process:
+with opentelemetry-distro also installed, set `OTEL_PYTHON_DISTRO=otelpipe` and
+`OTEL_PYTHON_CONFIGURATOR=otelpipe` (our distro also sets the latter by default, which is
+enough when it is the distro that loads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry.environment_variables import (
+    OTEL_LOGS_EXPORTER,
+    OTEL_METRICS_EXPORTER,
+    OTEL_TRACES_EXPORTER,
+)
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
+
+_log = logging.getLogger("otelpipe")
+
+
+class OtelpipeDistro(BaseDistro):  # type: ignore[misc]
+    """Defaults like opentelemetry-distro (OTLP/gRPC for all signals) and otelpipe's instrumentor hooks."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        os.environ.setdefault(OTEL_TRACES_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_METRICS_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_LOGS_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")
+        os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, "otelpipe")
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        """Give the Flask instrumentor otelpipe's request-id hooks (the only way in without app code)."""
+        if entry_point.name == "flask":
+            try:
+                from otelpipe.pipeline import flask_instrumentor_kwargs
+
+                for key, value in flask_instrumentor_kwargs().items():
+                    kwargs.setdefault(key, value)
+            except Exception:  # never let otelpipe stop the app from being instrumented
+                _log.warning("otelpipe: flask request hooks unavailable", exc_info=True)
+        super().load_instrumentor(entry_point, **kwargs)
+
+
+class OtelpipeConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
+    """Builds the SDK the stock way, with otelpipe's processors, sampler and readers in place."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        try:
+            from otelpipe.pipeline import configure_from_auto_instrumentation
+
+            configure_from_auto_instrumentation(**kwargs)
+        except Exception as exc:
+            from otelpipe.config import ConfigError
+
+            if isinstance(exc, ConfigError):
+                raise  # strict mode asked for a fatal error
+            # otelpipe must not cost the app its telemetry: fall back to the stock SDK setup.
+            _log.error("otelpipe failed to configure; using the stock SDK setup", exc_info=True)
+            super()._configure(**kwargs)

@@ -1,0 +1,575 @@
+"""The one place that reads the environment: `OTELPIPE_*` (and the `OTEL_*` otelpipe needs) into frozen settings.
+
+Every variable is declared once in `VARIABLES` with its default, meaning and expected form; the
+parser, `otelpipe check` and the README's table all come from that declaration. Parsing is
+lenient by default (a bad value is reported as a `ConfigError` and the default is used, so the
+app still starts) and strict with `OTELPIPE_STRICT=true` (the first error is raised).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+#: Semantic-convention boundaries of `http.server.request.duration`, in seconds.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+SPAN_KINDS = ("server", "client", "producer", "consumer", "internal")
+DEFAULT_SPAN_KINDS = ("server", "client", "producer", "consumer")
+
+
+class ConfigError(ValueError):
+    """A configuration value otelpipe cannot use: names the variable, the value and the expected form."""
+
+    def __init__(self, variable: str, value: str, expected: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{variable}={value!r} is invalid: expected {expected}")
+
+
+# --- value parsers: each takes the raw string and returns the value or raises ValueError(expected) ---
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        expected = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+def _parse_float(minimum_exclusive: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        expected = f"a number > {minimum_exclusive:g}"
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if not math.isfinite(value) or value <= minimum_exclusive:
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(raw: str) -> float:
+    """Seconds from `250ms`, `10s`, `5m`, `1h`, `3d` or a bare number of seconds."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ValueError("a duration such as 10s, 5m, 1h or 250ms")
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a positive duration such as 10s, 5m, 1h or 250ms")
+    return seconds
+
+
+def _parse_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+            raise ValueError("a comma-separated list of attribute names such as http.route,user.tier")
+    return names
+
+
+def _parse_span_kinds(raw: str) -> tuple[str, ...]:
+    kinds = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    if not kinds or any(kind not in SPAN_KINDS for kind in kinds):
+        raise ValueError("a comma-separated list of " + ", ".join(SPAN_KINDS))
+    return kinds
+
+
+def parse_buckets(raw: str) -> tuple[float, ...]:
+    """Histogram boundaries in seconds: positive, unique, ascending."""
+    expected = "comma-separated positive numbers of seconds in ascending order, e.g. 0.01,0.1,0.5,1,5"
+    try:
+        values = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(expected) from None
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise ValueError(expected)
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ValueError(expected + " (no duplicates)")
+    return values
+
+
+def _parse_patterns(raw: str) -> tuple[str, ...]:
+    """Regular expressions separated by newlines or `;;` (commas and semicolons occur inside regexes)."""
+    parts = tuple(p.strip() for p in re.split(r"\n|;;", raw) if p.strip())
+    for part in parts:
+        try:
+            re.compile(part)
+        except re.error as exc:
+            raise ValueError(f"regular expressions separated by ';;' ({part!r}: {exc})") from None
+    return parts
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _parse_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("an http:// or https:// URL")
+    return value
+
+
+def _parse_path(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("a file or directory path")
+    return value
+
+
+def _parse_text(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_trace_url(raw: str) -> str:
+    value = _parse_url(raw)
+    if "{trace_id}" not in value:
+        raise ValueError("an http(s) URL containing {trace_id}, e.g. http://jaeger:16686/trace/{trace_id}")
+    return value
+
+
+@dataclass(frozen=True)
+class Variable(Generic[T]):
+    """Declaration of one environment variable: the single source for parsing, `otelpipe check` and docs."""
+
+    name: str
+    default: T
+    parse: Callable[[str], T]
+    meaning: str
+    secret: bool = False
+
+    @property
+    def default_text(self) -> str:
+        """The default as a user would type it."""
+        if self.default is None:
+            return "(unset)"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if isinstance(self.default, tuple):
+            return ",".join(_format_number(v) if isinstance(v, float) else str(v) for v in self.default)
+        if isinstance(self.default, float):
+            return _format_number(self.default)
+        return str(self.default)
+
+
+def _format_number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _optional(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    return parse
+
+
+# Defaults are stated here once; the settings dataclasses below repeat them only as field defaults
+# for users who build settings in code.
+VARIABLES: tuple[Variable[Any], ...] = (
+    Variable(
+        "OTELPIPE_ENABLED", True, _parse_bool, "Master switch; false leaves the stock SDK setup untouched."
+    ),
+    Variable("OTELPIPE_STRICT", False, _parse_bool, "Make any configuration error fatal instead of logged."),
+    Variable(
+        "OTELPIPE_STATE_DIR",
+        None,
+        _optional(_parse_path),
+        "Directory for SLO windows and incident history (SQLite); unset keeps them in memory.",
+    ),
+    Variable("OTELPIPE_RED_ENABLED", True, _parse_bool, "Derive RED metrics from spans."),
+    Variable(
+        "OTELPIPE_RED_DIMENSIONS",
+        (),
+        _parse_names,
+        "Extra span/resource attributes to add as RED dimensions (comma-separated).",
+    ),
+    Variable(
+        "OTELPIPE_RED_EXCLUDE_DIMENSIONS",
+        (),
+        _parse_names,
+        "Default RED dimensions to drop, e.g. http.response.status_code (comma-separated).",
+    ),
+    Variable(
+        "OTELPIPE_RED_SPAN_KINDS",
+        DEFAULT_SPAN_KINDS,
+        _parse_span_kinds,
+        "Span kinds that feed RED metrics (server, client, producer, consumer, internal).",
+    ),
+    Variable(
+        "OTELPIPE_RED_BUCKETS",
+        DEFAULT_BUCKETS,
+        parse_buckets,
+        "Duration histogram boundaries in seconds (ascending, comma-separated).",
+    ),
+    Variable(
+        "OTELPIPE_RED_CARDINALITY_LIMIT",
+        2000,
+        _parse_int(1, 1_000_000),
+        "Series per RED metric; further series fold into one otel.metric.overflow=true series.",
+    ),
+    Variable(
+        "OTELPIPE_RED_RECORD_UNSAMPLED",
+        True,
+        _parse_bool,
+        "Record (not export) spans the sampler drops, so RED counts stay exact under sampling.",
+    ),
+    Variable("OTELPIPE_RED_EXEMPLARS", True, _parse_bool, "Attach example trace ids to duration buckets."),
+    Variable(
+        "OTELPIPE_SERVICE_GRAPH",
+        True,
+        _parse_bool,
+        "Emit service.graph.calls/duration for CLIENT and PRODUCER spans.",
+    ),
+    Variable(
+        "OTELPIPE_LOG_CORRELATION",
+        True,
+        _parse_bool,
+        "Add trace_id, span_id, trace_sampled, service and request_id to every stdlib log record.",
+    ),
+    Variable(
+        "OTELPIPE_LOG_FORMAT",
+        "unchanged",
+        _parse_choice("unchanged", "json", "ecs"),
+        "Set the root handlers' formatter: unchanged, json (one object per line) or ecs (Elastic names).",
+    ),
+    Variable("OTELPIPE_ACCESS_LOG", False, _parse_bool, "Log start and completion of every Flask request."),
+    Variable(
+        "OTELPIPE_REQUEST_ID_HEADER",
+        "X-Request-ID",
+        _parse_text,
+        "Incoming header that carries the request id (generated and returned if absent).",
+    ),
+    Variable("OTELPIPE_REDACT", True, _parse_bool, "Mask secrets in log records and span attributes."),
+    Variable(
+        "OTELPIPE_REDACT_KEYS",
+        (),
+        _parse_names,
+        "Extra attribute/field names whose values are masked (comma-separated).",
+    ),
+    Variable(
+        "OTELPIPE_REDACT_PATTERNS",
+        (),
+        _parse_patterns,
+        "Extra regular expressions whose matches are masked (separated by ';;').",
+    ),
+    Variable("OTELPIPE_SLO_FILE", None, _optional(_parse_path), "YAML file with SLOs and threshold rules."),
+    Variable("OTELPIPE_SLO_INTERVAL", 10.0, parse_duration, "SLO evaluation tick, e.g. 10s."),
+    Variable(
+        "OTELPIPE_SLO_TIME_SCALE",
+        1.0,
+        _parse_float(0),
+        "Demo only: divide every SLO window by this factor so a burn shows within a minute.",
+    ),
+    Variable(
+        "OTELPIPE_INCIDENT_HOLD_DOWN",
+        300.0,
+        parse_duration,
+        "How long a condition must stay clear before its incident resolves (flap suppression).",
+    ),
+    Variable(
+        "OTELPIPE_INCIDENT_RENOTIFY",
+        14400.0,
+        parse_duration,
+        "Re-notify interval for a long-running incident.",
+    ),
+    Variable(
+        "OTELPIPE_TRACE_URL_TEMPLATE",
+        None,
+        _optional(_parse_trace_url),
+        "Link to a trace in your tracing UI, with {trace_id}, e.g. http://jaeger:16686/trace/{trace_id}.",
+    ),
+    Variable(
+        "OTELPIPE_ALERTMANAGER_URL",
+        None,
+        _optional(_parse_url),
+        "Alertmanager base URL; incidents are posted to /api/v2/alerts.",
+    ),
+    Variable(
+        "OTELPIPE_PAGERDUTY_ROUTING_KEY",
+        None,
+        _optional(_parse_text),
+        "PagerDuty Events v2 routing key; enables the PagerDuty notifier.",
+        secret=True,
+    ),
+    Variable(
+        "OTELPIPE_PAGERDUTY_URL",
+        "https://events.pagerduty.com/v2/enqueue",
+        _parse_url,
+        "PagerDuty Events v2 endpoint (override for tests or proxies).",
+    ),
+    Variable(
+        "OTELPIPE_WEBHOOK_URL",
+        None,
+        _optional(_parse_url),
+        "Webhook receiving incident open/update/resolve as JSON.",
+        secret=True,
+    ),
+    Variable(
+        "OTELPIPE_WEBHOOK_FORMAT",
+        "json",
+        _parse_choice("json", "slack"),
+        "Webhook body: json (otelpipe schema) or slack (Slack-compatible text).",
+    ),
+    Variable(
+        "OTELPIPE_CONSOLE_NOTIFIER",
+        False,
+        _parse_bool,
+        "Also report incidents on the otelpipe.incidents logger.",
+    ),
+    Variable("OTELPIPE_NOTIFY_TIMEOUT", 5.0, parse_duration, "Timeout of one notifier HTTP call."),
+    Variable(
+        "OTELPIPE_NOTIFY_QUEUE_SIZE",
+        1000,
+        _parse_int(1, 1_000_000),
+        "Bounded queue per notifier; events beyond it are dropped and counted.",
+    ),
+    Variable(
+        "OTELPIPE_SHUTDOWN_TIMEOUT",
+        5.0,
+        parse_duration,
+        "Upper bound on flushing telemetry at exit, so a dead collector cannot stall a deploy.",
+    ),
+)
+VARIABLES_BY_NAME: Mapping[str, Variable[Any]] = {v.name: v for v in VARIABLES}
+
+#: Standard OpenTelemetry variables otelpipe reads itself (the SDK reads these and the rest directly).
+OTEL_VARIABLES: tuple[tuple[str, str], ...] = (
+    ("OTEL_SERVICE_NAME", "Service name (else service.name from OTEL_RESOURCE_ATTRIBUTES)."),
+    ("OTEL_RESOURCE_ATTRIBUTES", "Resource attributes, key=value pairs separated by commas."),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP endpoint (otelpipe's default: the SDK's, localhost:4317/4318)."),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc or http/protobuf (otelpipe's distro defaults to grpc)."),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "Headers for OTLP requests (never printed by otelpipe check)."),
+    ("OTEL_TRACES_EXPORTER", "otlp, console or none (otelpipe's distro defaults to otlp)."),
+    ("OTEL_METRICS_EXPORTER", "otlp, prometheus, console or none (default otlp)."),
+    ("OTEL_LOGS_EXPORTER", "otlp, console or none (default otlp)."),
+    ("OTEL_EXPORTER_PROMETHEUS_PORT", "Port of /metrics with OTEL_METRICS_EXPORTER=otlp,prometheus (9464)."),
+    ("OTEL_TRACES_SAMPLER", "Sampler name, e.g. parentbased_traceidratio."),
+    ("OTEL_TRACES_SAMPLER_ARG", "Sampler argument, e.g. 0.01."),
+)
+
+
+@dataclass(frozen=True)
+class REDSettings:
+    """How spans become RED metrics."""
+
+    enabled: bool = True
+    dimensions: tuple[str, ...] = ()
+    exclude_dimensions: tuple[str, ...] = ()
+    span_kinds: tuple[str, ...] = DEFAULT_SPAN_KINDS
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    cardinality_limit: int = 2000
+    record_unsampled: bool = True
+    exemplars: bool = True
+    service_graph: bool = True
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Log correlation, formatting and the request id."""
+
+    correlation: bool = True
+    format: str = "unchanged"
+    access_log: bool = False
+    request_id_header: str = "X-Request-ID"
+
+
+@dataclass(frozen=True)
+class RedactionSettings:
+    """What is masked before any exporter or handler sees it."""
+
+    enabled: bool = True
+    keys: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SLOSettings:
+    """Where the SLO spec lives and how often it is evaluated."""
+
+    file: str | None = None
+    interval_s: float = 10.0
+    time_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    """Incident lifecycle and where incidents are delivered."""
+
+    hold_down_s: float = 300.0
+    renotify_interval_s: float = 14400.0
+    trace_url_template: str | None = None
+    alertmanager_url: str | None = None
+    pagerduty_routing_key: str | None = field(default=None, repr=False)
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_format: str = "json"
+    console: bool = False
+    notify_timeout_s: float = 5.0
+    notify_queue_size: int = 1000
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Local export options on top of the SDK's OTLP exporters."""
+
+    shutdown_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything otelpipe needs, parsed once. Build it in code or with `Settings.from_env()`."""
+
+    enabled: bool = True
+    strict: bool = False
+    state_dir: str | None = None
+    red: REDSettings = field(default_factory=REDSettings)
+    logs: LogSettings = field(default_factory=LogSettings)
+    redaction: RedactionSettings = field(default_factory=RedactionSettings)
+    slo: SLOSettings = field(default_factory=SLOSettings)
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Strict parse: raise the first `ConfigError`."""
+        loaded = load_settings(environ, strict=True)
+        return loaded.settings
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus every error found (each erroneous variable fell back to its default)."""
+
+    settings: Settings
+    errors: tuple[ConfigError, ...]
+    values: Mapping[str, Any]  # variable name -> effective value
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, strict: bool | None = None) -> LoadedSettings:
+    """Parse every `OTELPIPE_*` variable.
+
+    With `strict` (default: the value of `OTELPIPE_STRICT`) the first bad value raises
+    `ConfigError`; otherwise bad values fall back to their defaults and are returned as errors.
+    Unknown `OTELPIPE_*` names are reported too: a typo silently ignored is a config bug.
+    """
+    env = os.environ if environ is None else environ
+    errors: list[ConfigError] = []
+    values: dict[str, Any] = {}
+    for variable in VARIABLES:
+        raw = env.get(variable.name)
+        if raw is None or raw.strip() == "":
+            values[variable.name] = variable.default
+            continue
+        try:
+            values[variable.name] = variable.parse(raw)
+        except ValueError as exc:
+            shown = "***" if variable.secret else raw
+            errors.append(ConfigError(variable.name, shown, str(exc)))
+            values[variable.name] = variable.default
+    for name in sorted(env):
+        if name.startswith("OTELPIPE_") and name not in VARIABLES_BY_NAME:
+            errors.append(ConfigError(name, env[name], "a known OTELPIPE_* variable (see otelpipe check)"))
+    if strict is None:
+        strict = bool(values["OTELPIPE_STRICT"])
+    if strict and errors:
+        raise errors[0]
+    return LoadedSettings(_build(values), tuple(errors), values)
+
+
+def _build(v: Mapping[str, Any]) -> Settings:
+    return Settings(
+        enabled=v["OTELPIPE_ENABLED"],
+        strict=v["OTELPIPE_STRICT"],
+        state_dir=v["OTELPIPE_STATE_DIR"],
+        red=REDSettings(
+            enabled=v["OTELPIPE_RED_ENABLED"],
+            dimensions=v["OTELPIPE_RED_DIMENSIONS"],
+            exclude_dimensions=v["OTELPIPE_RED_EXCLUDE_DIMENSIONS"],
+            span_kinds=v["OTELPIPE_RED_SPAN_KINDS"],
+            buckets=v["OTELPIPE_RED_BUCKETS"],
+            cardinality_limit=v["OTELPIPE_RED_CARDINALITY_LIMIT"],
+            record_unsampled=v["OTELPIPE_RED_RECORD_UNSAMPLED"],
+            exemplars=v["OTELPIPE_RED_EXEMPLARS"],
+            service_graph=v["OTELPIPE_SERVICE_GRAPH"],
+        ),
+        logs=LogSettings(
+            correlation=v["OTELPIPE_LOG_CORRELATION"],
+            format=v["OTELPIPE_LOG_FORMAT"],
+            access_log=v["OTELPIPE_ACCESS_LOG"],
+            request_id_header=v["OTELPIPE_REQUEST_ID_HEADER"],
+        ),
+        redaction=RedactionSettings(
+            enabled=v["OTELPIPE_REDACT"],
+            keys=v["OTELPIPE_REDACT_KEYS"],
+            patterns=v["OTELPIPE_REDACT_PATTERNS"],
+        ),
+        slo=SLOSettings(
+            file=v["OTELPIPE_SLO_FILE"],
+            interval_s=v["OTELPIPE_SLO_INTERVAL"],
+            time_scale=v["OTELPIPE_SLO_TIME_SCALE"],
+        ),
+        incidents=IncidentSettings(
+            hold_down_s=v["OTELPIPE_INCIDENT_HOLD_DOWN"],
+            renotify_interval_s=v["OTELPIPE_INCIDENT_RENOTIFY"],
+            trace_url_template=v["OTELPIPE_TRACE_URL_TEMPLATE"],
+            alertmanager_url=v["OTELPIPE_ALERTMANAGER_URL"],
+            pagerduty_routing_key=v["OTELPIPE_PAGERDUTY_ROUTING_KEY"],
+            pagerduty_url=v["OTELPIPE_PAGERDUTY_URL"],
+            webhook_url=v["OTELPIPE_WEBHOOK_URL"],
+            webhook_format=v["OTELPIPE_WEBHOOK_FORMAT"],
+            console=v["OTELPIPE_CONSOLE_NOTIFIER"],
+            notify_timeout_s=v["OTELPIPE_NOTIFY_TIMEOUT"],
+            notify_queue_size=v["OTELPIPE_NOTIFY_QUEUE_SIZE"],
+        ),
+        export=ExportSettings(
+            shutdown_timeout_s=v["OTELPIPE_SHUTDOWN_TIMEOUT"],
+        ),
+    )
+
+
+def service_name(environ: Mapping[str, str] | None = None) -> str:
+    """The service name as the SDK resolves it: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES."""
+    env = os.environ if environ is None else environ
+    name = env.get("OTEL_SERVICE_NAME", "").strip()
+    if name:
+        return name
+    for pair in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, _, value = pair.partition("=")
+        if key.strip() == "service.name" and value.strip():
+            return value.strip()
+    return "unknown_service"

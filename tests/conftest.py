@@ -1,0 +1,150 @@
+"""Fixtures shared by every test area: a real OTLP sink, Debian-binary gating, polling."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from otelpipe.sink import OTLPSink, SinkStore
+
+E2E_APP = Path(__file__).parent / "e2e" / "flask_app.py"
+
+
+def binary_or_skip(name: str) -> str:
+    """Path of a Debian binary the test needs; skip on a laptop without it, fail in CI (CI=true)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} not installed (Debian package; .ci/run installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}: required in CI")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def require_binary() -> Callable[[str], str]:
+    """`require_binary("promtool")` returns the path or skips/fails as `binary_or_skip` says."""
+    return binary_or_skip
+
+
+@pytest.fixture
+def sink() -> Iterator[OTLPSink]:
+    """A real OTLP receiver (gRPC and HTTP/protobuf) on free 127.0.0.1 ports."""
+    server = OTLPSink(SinkStore(), grpc_port=0, http_port=0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., bool]:
+    """Poll `predicate` every 50 ms until true or `timeout` seconds pass; returns its last value."""
+
+    def wait(predicate: Callable[[], object], timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate():
+                return True
+            if time.monotonic() >= deadline:
+                return bool(predicate())
+            time.sleep(0.05)
+
+    return wait
+
+
+class InstrumentedApp:
+    """A subprocess running tests/e2e/flask_app.py (or another script) under `opentelemetry-instrument`."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    def stop(self, timeout: float = 30.0) -> str:
+        """SIGTERM, wait for exit (atexit flushes telemetry), return everything it printed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out
+
+
+def _otlp_env(sink: OTLPSink, protocol: str = "grpc", **extra: str) -> dict[str, str]:
+    """Environment for an app exporting all three signals to `sink`, with fast export intervals."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_SERVICE_NAME="e2e-app",
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_EXPORTER_OTLP_ENDPOINT=sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_METRIC_EXPORT_INTERVAL="500",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BLRP_SCHEDULE_DELAY="200",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def otlp_env() -> Callable[..., dict[str, str]]:
+    """`otlp_env(sink, protocol="grpc", **extra)`: env for an app exporting everything to `sink`."""
+    return _otlp_env
+
+
+@pytest.fixture
+def instrumented_app(tmp_path: Path) -> Iterator[Callable[..., InstrumentedApp]]:
+    """Factory: start a script under `opentelemetry-instrument` with `env`; stopped at teardown."""
+    started: list[InstrumentedApp] = []
+
+    def start(env: dict[str, str], script: Path = E2E_APP, args: tuple[str, ...] = ()) -> InstrumentedApp:
+        instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+        proc = subprocess.Popen(
+            [instrument, sys.executable, str(script), *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("READY "):
+                app = InstrumentedApp(proc, int(line.split()[1]))
+                started.append(app)
+                return app
+        proc.kill()
+        raise AssertionError("app did not start:\n" + "".join(lines) + proc.stdout.read())
+
+    yield start
+    for app in started:
+        app.stop(timeout=10)

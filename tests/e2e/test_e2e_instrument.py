@@ -1,0 +1,65 @@
+"""End to end: a Flask app under `opentelemetry-instrument` with otelpipe installed, exporting to `otelpipe sink`."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+pytestmark = pytest.mark.integration
+
+
+def _span_names(sink) -> list[str]:
+    names = []
+    for received in sink.store.received("traces"):
+        assert isinstance(received.request, ExportTraceServiceRequest)
+        for rs in received.request.resource_spans:
+            for ss in rs.scope_spans:
+                names.extend(span.name for span in ss.spans)
+    return names
+
+
+def _metric_names(sink) -> set[str]:
+    names = set()
+    for received in sink.store.received("metrics"):
+        assert isinstance(received.request, ExportMetricsServiceRequest)
+        for rm in received.request.resource_metrics:
+            for sm in rm.scope_metrics:
+                names.update(m.name for m in sm.metrics)
+    return names
+
+
+def _log_records(sink) -> list:
+    records = []
+    for received in sink.store.received("logs"):
+        assert isinstance(received.request, ExportLogsServiceRequest)
+        for rl in received.request.resource_logs:
+            for sl in rl.scope_logs:
+                records.extend(sl.log_records)
+    return records
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_instrumented_flask_app_sends_spans_metrics_and_logs(
+    protocol, sink, otlp_env, instrumented_app, wait_until
+):
+    app = instrumented_app(otlp_env(sink, protocol))
+    statuses = [app.get(f"/hello/user{i}") for i in range(5)] + [app.get("/fail")]
+    assert statuses == [200] * 5 + [500]
+    assert wait_until(lambda: _span_names(sink).count("GET /hello/<name>") == 5)
+    output = app.stop()
+
+    transport = "grpc" if protocol == "grpc" else "http"
+    requests = sink.store.requests()
+    assert requests.get(f"traces/{transport}", 0) >= 1, (requests, output)
+    assert requests.get(f"metrics/{transport}", 0) >= 1, (requests, output)
+    assert requests.get(f"logs/{transport}", 0) >= 1, (requests, output)
+    assert "GET /fail" in _span_names(sink)
+
+    assert "traces.span.metrics.calls" in _metric_names(sink), output
+    records = _log_records(sink)
+    greetings = [r for r in records if r.body.string_value.startswith("greeting user")]
+    assert len(greetings) == 5, "each stdlib log line arrives exactly once"
+    assert all(len(r.trace_id) == 16 and any(r.trace_id) for r in greetings)
+    assert sink.store.per_service()["traces"].get("e2e-app", 0) >= 6
