@@ -19,7 +19,7 @@ from opentelemetry.environment_variables import (
     OTEL_METRICS_EXPORTER,
     OTEL_TRACES_EXPORTER,
 )
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
@@ -65,4 +65,4 @@ class OtelpipeConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
                 raise  # strict mode asked for a fatal error
             # otelpipe must not cost the app its telemetry: fall back to the stock SDK setup.
             _log.error("otelpipe failed to configure; using the stock SDK setup", exc_info=True)
-            super()._configure(**kwargs)
+            super()._configure(**kwargs)  # type: ignore[no-untyped-call]

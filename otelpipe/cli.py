@@ -57,6 +57,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_sink(args: argparse.Namespace) -> int:
     from otelpipe.sink import OTLPSink, SinkStore
+    from otelpipe.sink.store import Signal
 
     console = Console(highlight=False)
     output = open(args.output, "a", encoding="utf-8") if args.output else None  # noqa: SIM115
@@ -79,7 +80,7 @@ def _cmd_sink(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     deadline = time.monotonic() + args.duration if args.duration else None
-    last: dict[str, int] = {}
+    last: dict[Signal, int] = {}
     try:
         while not stop.wait(args.interval):
             totals = sink.store.totals()

@@ -141,9 +141,9 @@ class OTLPSink:
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="otelpipe-sink")
             )
-            trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self.store), server)
-            metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self.store), server)
-            logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self.store), server)
+            trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self.store), server)  # type: ignore[no-untyped-call]
+            metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self.store), server)  # type: ignore[no-untyped-call]
+            logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(self.store), server)  # type: ignore[no-untyped-call]
             bound = server.add_insecure_port(f"{self.host}:{self.grpc_port}")
             if bound == 0:
                 raise OSError(f"cannot bind OTLP/gRPC on {self.host}:{self.grpc_port}")
