@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from opentelemetry.metrics import get_meter_provider
 from opentelemetry.sdk._configuration import _get_sampler, _import_sampler, _initialize_components
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.trace import SpanKind
 
 from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, service_name
 from otelpipe.diagnostics import logger
@@ -148,8 +150,56 @@ def current() -> Pipeline | None:
 
 
 def flask_instrumentor_kwargs() -> dict[str, Any]:
-    """Hooks the distro hands to FlaskInstrumentor (request id in and out)."""
-    return {}
+    """Hooks the distro hands to FlaskInstrumentor: request id in from the header or baggage, out in the response."""
+    from otelpipe.processors.request_id import flask_request_hook, flask_response_hook
+
+    return {"request_hook": flask_request_hook, "response_hook": flask_response_hook}
+
+
+_SPAN_KINDS = {
+    "server": SpanKind.SERVER,
+    "client": SpanKind.CLIENT,
+    "producer": SpanKind.PRODUCER,
+    "consumer": SpanKind.CONSUMER,
+    "internal": SpanKind.INTERNAL,
+}
+
+
+def _build_redactor(settings: Settings) -> Any:
+    if not settings.redaction.enabled:
+        return None
+    from otelpipe.processors.redaction import DEFAULT_PATTERNS, DEFAULT_SECRET_KEYS, Redactor
+
+    return Redactor(
+        keys=DEFAULT_SECRET_KEYS | frozenset(settings.redaction.keys),
+        patterns=tuple(DEFAULT_PATTERNS) + tuple(re.compile(p) for p in settings.redaction.patterns),
+    )
+
+
+def _build_red(settings: Settings) -> tuple[Any, SpanProcessor | None]:
+    if not settings.red.enabled:
+        return None, None
+    from otelpipe.processors.red import DEFAULT_DIMENSIONS, REDSpanProcessor, REDStore
+
+    dimensions = tuple(dict.fromkeys((*DEFAULT_DIMENSIONS, *settings.red.dimensions)))
+    store = REDStore(
+        settings.red.buckets,
+        cardinality_limit=settings.red.cardinality_limit,
+        dimensions=dimensions,
+        exclude_dimensions=settings.red.exclude_dimensions,
+        exemplars=settings.red.exemplars,
+    )
+    processor = REDSpanProcessor(
+        store,
+        span_kinds=[_SPAN_KINDS[k] for k in settings.red.span_kinds],
+        service_graph=settings.red.service_graph,
+    )
+    return store, processor
+
+
+def _resource_attributes(tracer_provider: Any) -> dict[str, Any]:
+    resource = getattr(tracer_provider, "resource", None)
+    return dict(resource.attributes) if resource is not None else {}
 
 
 def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
@@ -161,9 +211,27 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
         pipeline.logger_provider = get_logger_provider()
         return pipeline
 
+    redactor = _build_redactor(settings)
     span_processors: list[SpanProcessor] = []
     log_processors: list[Any] = []
+    if redactor is not None:
+        from otelpipe.processors.span_redaction import RedactingSpanProcessor
+
+        span_processors.append(RedactingSpanProcessor(redactor))
+    store, red_processor = _build_red(settings)
+    if red_processor is not None:
+        span_processors.append(red_processor)
+    pipeline.red_store = store
+
+    from otelpipe.processors.otlp_logs import CorrelatingLogRecordProcessor
+
+    log_processors.append(CorrelatingLogRecordProcessor(redactor))
+
     sampler = initialize_kwargs.pop("sampler", None) or _env_sampler()
+    if sampler is not None and store is not None and settings.red.record_unsampled:
+        from otelpipe.processors.sampling import RecordUnsampledSampler
+
+        sampler = RecordUnsampledSampler(sampler)
 
     _initialize_components(
         span_processors=span_processors,
@@ -174,7 +242,27 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     pipeline.tracer_provider = trace.get_tracer_provider()
     pipeline.meter_provider = get_meter_provider()
     pipeline.logger_provider = get_logger_provider()
-    _log.debug("otelpipe configured for service %s", service_name())
+
+    if store is not None:
+        from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
+
+        attach_red_producer(pipeline.meter_provider, REDMetricProducer(store))
+
+    resource = _resource_attributes(pipeline.tracer_provider)
+    if settings.logs.correlation:
+        from otelpipe.processors.log_correlation import install_log_correlation
+
+        handle = install_log_correlation(
+            str(resource.get("service.name", service_name())),
+            str(resource.get("service.version", "")),
+            str(resource.get("deployment.environment", resource.get("deployment.environment.name", ""))),
+        )
+        pipeline._closers.append(handle.uninstall)
+    if settings.logs.format != "unchanged" or redactor is not None:
+        from otelpipe.log_output import configure_log_output
+
+        pipeline._closers.append(configure_log_output(settings.logs.format, redactor))
+    _log.debug("otelpipe configured for service %s", resource.get("service.name"))
     return pipeline
 
 
