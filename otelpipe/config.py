@@ -268,12 +268,6 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "Set the root handlers' formatter: unchanged, json (one object per line) or ecs (Elastic names).",
     ),
     Variable("OTELPIPE_ACCESS_LOG", False, _parse_bool, "Log start and completion of every Flask request."),
-    Variable(
-        "OTELPIPE_REQUEST_ID_HEADER",
-        "X-Request-ID",
-        _parse_text,
-        "Incoming header that carries the request id (generated and returned if absent).",
-    ),
     Variable("OTELPIPE_REDACT", True, _parse_bool, "Mask secrets in log records and span attributes."),
     Variable(
         "OTELPIPE_REDACT_KEYS",
@@ -405,7 +399,6 @@ class LogSettings:
     correlation: bool = True
     format: str = "unchanged"
     access_log: bool = False
-    request_id_header: str = "X-Request-ID"
 
 
 @dataclass(frozen=True)
@@ -531,7 +524,6 @@ def _build(v: Mapping[str, Any]) -> Settings:
             correlation=v["OTELPIPE_LOG_CORRELATION"],
             format=v["OTELPIPE_LOG_FORMAT"],
             access_log=v["OTELPIPE_ACCESS_LOG"],
-            request_id_header=v["OTELPIPE_REQUEST_ID_HEADER"],
         ),
         redaction=RedactionSettings(
             enabled=v["OTELPIPE_REDACT"],

@@ -30,7 +30,6 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_LOG_CORRELATION": ("false", False, "nope", "true or false"),
     "OTELPIPE_LOG_FORMAT": ("JSON", "json", "xml", "one of unchanged, json, ecs"),
     "OTELPIPE_ACCESS_LOG": ("true", True, "loud", "true or false"),
-    "OTELPIPE_REQUEST_ID_HEADER": ("X-Correlation-ID", "X-Correlation-ID", None, None),
     "OTELPIPE_REDACT": ("false", False, "partly", "true or false"),
     "OTELPIPE_REDACT_KEYS": ("ssn,pin", ("ssn", "pin"), "s s n", "attribute names"),
     "OTELPIPE_REDACT_PATTERNS": (

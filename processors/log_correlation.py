@@ -1,0 +1,231 @@
+"""Stamp every stdlib ``LogRecord`` with trace/span ids, service identity and the request id.
+
+A record-factory wrapper rather than a Filter: it works for every logger and handler, and the
+fields exist before any Filter or Formatter reads them. Hex ids are cached per span context and
+the whole field set is applied with one ``dict.update``, because this runs on every log call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanContext, get_current_span
+from otelpipe.processors.request_id import _REQUEST_ID, get_request_id
+
+_logger = logging.getLogger("otelpipe.logs")
+
+TRACE_ID_NONE = "0" * 32
+SPAN_ID_NONE = "0" * 16
+# Bounded: live spans that log are few; a full cache is simply cleared.
+_SPAN_CACHE_LIMIT = 1024
+
+# Every attribute the factory adds; formatters use this to tell them apart from app extras.
+CORRELATION_FIELDS: frozenset[str] = frozenset(
+    {
+        "trace_id",
+        "span_id",
+        "trace_sampled",
+        "service.name",
+        "service_name",
+        "service.version",
+        "deployment.environment",
+        "request_id",
+        "otelTraceID",
+        "otelSpanID",
+        "otelTraceSampled",
+        "otelServiceName",
+    }
+)
+
+_Fields = dict[str, Any]
+
+
+def _static_fields(service_name: str, service_version: str, deployment_environment: str) -> _Fields:
+    return {
+        "service.name": service_name,
+        "service_name": service_name,
+        "service.version": service_version,
+        "deployment.environment": deployment_environment,
+        "otelServiceName": service_name,
+    }
+
+
+def _span_fields(static: _Fields, span_context: SpanContext | None) -> _Fields:
+    fields = dict(static)
+    if span_context is None:
+        # Same values as opentelemetry-instrumentation-logging, so whichever factory runs last agrees.
+        fields.update(
+            trace_id=TRACE_ID_NONE,
+            span_id=SPAN_ID_NONE,
+            trace_sampled=False,
+            otelTraceID="0",
+            otelSpanID="0",
+            otelTraceSampled=False,
+        )
+        return fields
+    trace_hex = format(span_context.trace_id, "032x")
+    span_hex = format(span_context.span_id, "016x")
+    sampled = span_context.trace_flags.sampled
+    fields.update(
+        trace_id=trace_hex,
+        span_id=span_hex,
+        trace_sampled=sampled,
+        otelTraceID=trace_hex,
+        otelSpanID=span_hex,
+        otelTraceSampled=sampled,
+    )
+    return fields
+
+
+class _Correlator:
+    """Maps the current OTel context to a ready-made field dict, caching per span."""
+
+    def __init__(self, static: _Fields) -> None:
+        self.enabled = True
+        self.reconfigure(static)
+
+    def reconfigure(self, static: _Fields) -> None:
+        self._static = static
+        self._outside = _span_fields(static, None)
+        self._by_span: dict[int, tuple[int, _Fields]] = {}
+        # (context, fields) swapped atomically; a hit costs one identity check.
+        self.last: tuple[object, _Fields] = (object(), self._outside)
+
+    def fields_for(self, ctx: Context) -> _Fields:
+        span_context = get_current_span(ctx).get_span_context()
+        if not span_context.is_valid:
+            fields = self._outside
+        else:
+            cached = self._by_span.get(span_context.span_id)
+            if cached is not None and cached[0] == span_context.trace_id:
+                fields = cached[1]
+            else:
+                fields = _span_fields(self._static, span_context)
+                if len(self._by_span) >= _SPAN_CACHE_LIMIT:
+                    self._by_span.clear()
+                self._by_span[span_context.span_id] = (span_context.trace_id, fields)
+        self.last = (ctx, fields)
+        return fields
+
+
+class _Failures:
+    """Counts factory failures and reports only the first, so a broken record cannot flood logs."""
+
+    count = 0
+
+    @classmethod
+    def note(cls) -> None:
+        cls.count += 1
+        if cls.count == 1:
+            _logger.warning("log correlation failed; records pass through uncorrelated", exc_info=True)
+
+
+def _context_getter() -> Callable[[], Context]:
+    """The fastest way to read the current OTel context.
+
+    ``context.get_current()`` costs two Python calls per record; the default runtime context keeps
+    the value in a ContextVar whose C-level ``get`` is much cheaper. Fall back to the public API
+    if the SDK ever stores it differently.
+    """
+    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(var, ContextVar):
+        getter: Callable[[], Context] = var.get
+        return getter
+    return context_api.get_current
+
+
+def _make_factory(previous: Callable[..., logging.LogRecord], correlator: _Correlator) -> Callable[..., Any]:
+    get_current = _context_getter()
+    request_id = _REQUEST_ID.get
+
+    def otelpipe_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if correlator.enabled:
+            try:
+                ctx = get_current()
+                last = correlator.last
+                fields = last[1] if last[0] is ctx else correlator.fields_for(ctx)
+                attrs = record.__dict__
+                attrs.update(fields)
+                attrs["request_id"] = request_id()
+            except Exception:
+                _Failures.note()
+        return record
+
+    return otelpipe_record_factory
+
+
+class LogCorrelationHandle:
+    """What :func:`install_log_correlation` returns; ``uninstall()`` undoes it."""
+
+    def __init__(self, correlator: _Correlator, factory: Callable[..., Any], previous: Callable[..., Any]):
+        self._correlator = correlator
+        self._factory = factory
+        self._previous = previous
+
+    @property
+    def installed(self) -> bool:
+        """True until :meth:`uninstall` is called."""
+        return self._correlator.enabled
+
+    def uninstall(self) -> None:
+        """Restore the previous factory, or turn ours into a pass-through if another wraps it."""
+        global _ACTIVE
+        with _LOCK:
+            self._correlator.enabled = False
+            if logging.getLogRecordFactory() is self._factory:
+                logging.setLogRecordFactory(self._previous)
+            if _ACTIVE is self:
+                _ACTIVE = None
+
+
+_LOCK = threading.Lock()
+_ACTIVE: LogCorrelationHandle | None = None
+
+
+def install_log_correlation(
+    service_name: str, service_version: str = "", deployment_environment: str = ""
+) -> LogCorrelationHandle:
+    """Add correlation attributes to every stdlib LogRecord created from now on.
+
+    Idempotent: a second call updates the service fields of the active installation instead of
+    wrapping twice. Coexists with opentelemetry-instrumentation-logging's factory in either order
+    (both write the same ``otel*`` values).
+    """
+    global _ACTIVE
+    static = _static_fields(service_name, service_version, deployment_environment)
+    with _LOCK:
+        if _ACTIVE is not None:
+            _ACTIVE._correlator.reconfigure(static)
+            return _ACTIVE
+        previous = logging.getLogRecordFactory()
+        correlator = _Correlator(static)
+        factory = _make_factory(previous, correlator)
+        logging.setLogRecordFactory(factory)
+        _ACTIVE = LogCorrelationHandle(correlator, factory, previous)
+        return _ACTIVE
+
+
+_UNINSTALLED = _Correlator(_static_fields("", "", ""))
+
+
+def current_log_fields() -> dict[str, Any]:
+    """Correlation fields for the current context (used by the structlog and OTLP processors).
+
+    Service fields are those of the active installation, empty strings when none is installed.
+    """
+    active = _ACTIVE
+    correlator = active._correlator if active is not None else _UNINSTALLED
+    ctx = context_api.get_current()
+    last = correlator.last
+    fields = last[1] if last[0] is ctx else correlator.fields_for(ctx)
+    result = dict(fields)
+    result["request_id"] = get_request_id()
+    return result

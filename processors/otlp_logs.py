@@ -1,0 +1,83 @@
+"""SDK logs-pipeline processor: request id and static attributes in, secrets out, before export.
+
+Add it to the ``LoggerProvider`` before the batch export processor: processors share the same
+``ReadWriteLogRecord`` in registration order, so what this one changes is what gets exported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from otelpipe.processors.log_correlation import CORRELATION_FIELDS
+from otelpipe.processors.redaction import Redactor
+from otelpipe.processors.request_id import SPAN_ATTRIBUTE, get_request_id
+
+_logger = logging.getLogger("otelpipe.logs")
+
+# Stdlib-record copies of what OTLP carries natively (trace/span ids, flags, resource).
+_DUPLICATES = CORRELATION_FIELDS - {"request_id"}
+
+
+class CorrelatingLogRecordProcessor(LogRecordProcessor):
+    """Adds ``request.id`` and ``static_attributes``, drops duplicated ids, masks secrets.
+
+    ``static_attributes`` are added only where the record lacks the key; service identity
+    normally belongs on the Resource and need not be repeated here.
+    """
+
+    def __init__(
+        self,
+        redactor: Redactor | None = None,
+        static_attributes: Mapping[str, Any] | None = None,
+        drop_duplicate_correlation: bool = True,
+    ) -> None:
+        self._redactor = redactor
+        self._static = dict(static_attributes or {})
+        self._drop = drop_duplicate_correlation
+        self.failures = 0
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        try:
+            self._process(log_record)
+        except Exception:  # a log line must still go out; count and report once
+            self.failures += 1
+            if self.failures == 1:
+                _logger.warning("log record processing failed; later failures are counted only")
+
+    def _process(self, log_record: ReadWriteLogRecord) -> None:
+        record = log_record.log_record
+        attributes = record.attributes
+        # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone.
+        if not isinstance(attributes, MutableMapping):
+            return
+        request_id = attributes.get("request_id") or get_request_id()
+        if self._drop:
+            for key in _DUPLICATES & attributes.keys():
+                del attributes[key]
+            if "request_id" in attributes:
+                del attributes["request_id"]
+        if request_id and SPAN_ATTRIBUTE not in attributes:
+            attributes[SPAN_ATTRIBUTE] = request_id
+        for key, value in self._static.items():
+            if key not in attributes:
+                attributes[key] = value
+        redactor = self._redactor
+        if redactor is None:
+            return
+        changes = redactor.changed_items(attributes)
+        for key, value in changes.items():
+            attributes[key] = value
+        body = record.body
+        if isinstance(body, str):
+            record.body = redactor.redact_text(body)
+        elif isinstance(body, Mapping):
+            record.body = dict(redactor.redact_mapping(body))
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,89 @@
+"""Per-request id kept in a contextvar, plus Flask instrumentation hooks that set and return it.
+
+The id comes from the incoming ``X-Request-ID`` header, else W3C baggage ``request.id``, else a
+fresh uuid4; it is stamped on the server span as ``request.id`` and echoed in the response, so a
+user-visible id leads to the trace and to every log line of the request.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, MutableSequence
+from contextvars import ContextVar, Token
+from typing import Any
+
+from opentelemetry import baggage
+
+REQUEST_ID_HEADER = "X-Request-ID"
+BAGGAGE_KEY = "request.id"
+SPAN_ATTRIBUTE = "request.id"
+
+_ENVIRON_HEADER = "HTTP_X_REQUEST_ID"
+# Incoming ids end up in log lines: refuse anything that could forge lines or blow up storage.
+_VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+_REQUEST_ID: ContextVar[str] = ContextVar("otelpipe_request_id", default="")
+
+
+def get_request_id() -> str:
+    """Return the request id of the current context, or "" outside a request."""
+    return _REQUEST_ID.get()
+
+
+def set_request_id(request_id: str) -> Token[str]:
+    """Make ``request_id`` current; pass the token to :func:`reset_request_id` when done."""
+    return _REQUEST_ID.set(request_id)
+
+
+def reset_request_id(token: Token[str]) -> None:
+    """Restore the request id that was current before :func:`set_request_id`."""
+    _REQUEST_ID.reset(token)
+
+
+def _valid(candidate: object) -> str | None:
+    if isinstance(candidate, str) and _VALID_ID.fullmatch(candidate):
+        return candidate
+    return None
+
+
+def request_id_from_environ(environ: Mapping[str, Any]) -> str:
+    """Pick the id for a WSGI request: header, then baggage ``request.id``, then a new uuid4 hex."""
+    found = _valid(environ.get(_ENVIRON_HEADER))
+    if found is None:
+        found = _valid(baggage.get_baggage(BAGGAGE_KEY))
+    return found if found is not None else uuid.uuid4().hex
+
+
+def flask_request_hook(span: Any, environ: Mapping[str, Any]) -> None:
+    """``request_hook`` for FlaskInstrumentor: choose the request id, make it current, tag the span.
+
+    Called as ``request_hook(span, flask.request.environ)`` by opentelemetry-instrumentation-flask
+    0.66b1 after the server span started. Never raises into the app.
+    """
+    try:
+        request_id = request_id_from_environ(environ)
+        _REQUEST_ID.set(request_id)
+        if span is not None and span.is_recording():
+            span.set_attribute(SPAN_ATTRIBUTE, request_id)
+    except Exception:
+        return
+
+
+def flask_response_hook(span: Any, status: str, response_headers: MutableSequence[tuple[str, str]]) -> None:
+    """``response_hook`` for FlaskInstrumentor: echo the id in ``X-Request-ID`` and clear it.
+
+    Called as ``response_hook(span, status, response_headers)`` just before WSGI start_response,
+    so appending to ``response_headers`` reaches the client. The id is cleared afterwards so a
+    reused worker thread does not stamp the previous request's id on unrelated logs.
+    """
+    try:
+        request_id = _REQUEST_ID.get()
+        if not request_id:
+            return
+        lowered = REQUEST_ID_HEADER.lower()
+        if not any(name.lower() == lowered for name, _ in response_headers):
+            response_headers.append((REQUEST_ID_HEADER, request_id))
+        _REQUEST_ID.set("")
+    except Exception:
+        return

@@ -1,0 +1,86 @@
+"""Mask secrets in span attributes, event attributes and status text before any exporter sees them.
+
+Register :class:`RedactingSpanProcessor` before the export processors: span processors run in
+registration order, and ``_on_ending`` runs before every processor's ``on_end``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Status
+from otelpipe.processors.redaction import Redactor
+
+_logger = logging.getLogger("otelpipe.logs")
+
+
+def _write_in_place(attributes: Any, changes: Mapping[str, Any]) -> None:
+    """Apply ``changes`` to SDK ``BoundedAttributes`` that the SDK already froze.
+
+    SDK 1.45 calls ``_on_ending`` after ``end()`` set the end time and froze the attributes, so
+    ``set_attribute`` is refused there; the frozen mapping is still the object the exported
+    ReadableSpan will read, so it is updated under its own lock.
+    """
+    inner = getattr(attributes, "_dict", None)
+    lock = getattr(attributes, "_lock", None)
+    if isinstance(inner, dict) and lock is not None:
+        with lock:
+            inner.update(changes)
+    elif isinstance(attributes, dict):
+        attributes.update(changes)
+    else:
+        raise TypeError(f"cannot rewrite attributes of type {type(attributes).__name__}")
+
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Rewrites secret-looking span data while the span is ending, before export.
+
+    Cost per span: one key-cache lookup per attribute and a regex scan of string values.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self.failures = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def _on_ending(self, span: Span) -> None:
+        try:
+            self._redact(span)
+        except Exception:  # never break span end; count and report once
+            self.failures += 1
+            if self.failures == 1:
+                _logger.warning("span redaction failed; later failures are counted only", exc_info=True)
+
+    def _redact(self, span: Span) -> None:
+        redactor = self._redactor
+        attributes = span.attributes
+        if attributes:
+            changes = redactor.changed_items(attributes)
+            if changes:
+                _write_in_place(span._attributes, changes)
+        for event in span.events:
+            event_attributes = event.attributes
+            if event_attributes:
+                changes = redactor.changed_items(event_attributes)
+                if changes:
+                    _write_in_place(event.attributes, changes)
+        status = span.status
+        if status.description:
+            description = redactor.redact_text(status.description)
+            if description != status.description:
+                span._status = Status(status.status_code, description)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from otelpipe.processors.json_formatter import JsonFormatter
+from otelpipe.processors.redaction import RedactingFilter, Redactor, luhn_valid
+
+R = Redactor()
+_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+
+
+def _with_luhn(prefix: str) -> str:
+    for check in "0123456789":
+        if luhn_valid(prefix + check):
+            return prefix + check
+    raise AssertionError
+
+
+cards = st.integers(12, 18).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n).map(_with_luhn))
+tokens = st.text(_TOKEN_ALPHABET, min_size=20, max_size=60)
+passwords = st.text("abcdefghijkmnopqrstuvwxyz0123456789!#$%*", min_size=12, max_size=30)
+
+
+def _jwt(seed: int) -> str:
+    rnd = random.Random(seed)
+
+    def b64(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    sig = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789_-") for _ in range(30))
+    return f"{b64({'alg': 'HS256'})}.{b64({'sub': rnd.random()})}.{sig}"
+
+
+def _format_card(digits: str, style: int) -> str:
+    if style == 0:
+        return digits
+    sep = " " if style == 1 else "-"
+    return sep.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+
+
+secrets = st.one_of(
+    tokens.map(lambda t: ("Bearer " + t, t)),
+    st.integers(0, 10**9).map(lambda s: (_jwt(s), _jwt(s))),
+    st.tuples(cards, st.integers(0, 2)).map(lambda c: (_format_card(*c), _format_card(*c))),
+    st.tuples(
+        st.sampled_from(["password", "API-Key", "client_secret", "token", "Set-Cookie"]), passwords
+    ).map(lambda kv: (f"{kv[0]}={kv[1]}", kv[1])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(max_size=40), after=st.text(max_size=40), secret=secrets)
+def test_generated_secrets_never_leak(before, after, secret):
+    text, sensitive = secret
+    assume(sensitive not in before and sensitive not in after)
+    redacted = R.redact_text(f"{before} | {text} | {after}")
+    assert sensitive not in redacted
+    assert "[REDACTED]" in redacted
+    assert R.redact_text(redacted) == redacted
+
+
+@settings(max_examples=200, deadline=None)
+@given(digits=st.integers(13, 19).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)))
+def test_luhn_failing_numbers_untouched(digits):
+    if luhn_valid(digits):
+        digits = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+    for shown in (digits, _format_card(digits, 1)) if len(digits) == 16 else (digits,):
+        assert R.redact_text(f"order {shown} shipped") == f"order {shown} shipped"
+
+
+def test_keys_case_and_separator_insensitive_and_kept():
+    data = {
+        "Password": "p",
+        "X-API-KEY": "k",
+        "http.request.header.authorization": ("Bearer x",),
+        "db_password": "d",
+        "user": "alice",
+        "count": 3,
+        "nested": {"refresh-token": "r", "note": "Bearer abcdefghijklmnop"},
+    }
+    out = R.redact_mapping(data)
+    assert out["Password"] == out["X-API-KEY"] == out["db_password"] == "[REDACTED]"
+    assert out["http.request.header.authorization"] == ("[REDACTED]",)
+    assert out["user"] == "alice" and out["count"] == 3
+    assert out["nested"] == {"refresh-token": "[REDACTED]", "note": "Bearer [REDACTED]"}
+    assert set(out) == set(data)
+    assert R.redact_mapping({"user": "alice"}) == {"user": "alice"}
+
+
+def test_custom_keys_and_replacement():
+    import re
+
+    custom = Redactor(frozenset({"ssn"}), [re.compile(r"\d{3}-\d{2}-\d{4}")], replacement="***")
+    assert custom.redact_value("SSN", "x") == "***"
+    assert custom.redact_text("id 123-45-6789 ssn: 42") == "id *** ssn: ***"
+    assert custom.redact_value("password", "kept") == "kept"
+
+
+def test_filter_masks_message_args_extras_and_exception(captured):
+    logger, handler = captured
+    handler.addFilter(RedactingFilter(R))
+    handler.setFormatter(JsonFormatter())
+    secret = "Bearer abcdefghijklmnopqrstuvwxyz"
+    logger.info("login password=hunter22 header %s", secret, extra={"api_key": "k-123", "user": "bob"})
+    logger.info("params %(token)s", {"token": "t-999", "x": 1})
+    try:
+        raise RuntimeError("card 4111 1111 1111 1111 declined")
+    except RuntimeError:
+        logger.exception("payment failed")
+    first, second, third = (json.loads(line) for line in handler.lines)
+    assert first["message"] == "login password=[REDACTED] header Bearer [REDACTED]"
+    assert first["api_key"] == "[REDACTED]" and first["user"] == "bob"
+    assert second["message"] == "params [REDACTED]"
+    assert "4111" not in third["exception.stacktrace"]
+    assert len(handler.records) == 3
+
+
+def test_filter_never_drops_on_error(captured):
+    logger, handler = captured
+
+    class Exploding(Redactor):
+        def redact_text(self, text: str) -> str:
+            raise RuntimeError("boom")
+
+    handler.addFilter(RedactingFilter(Exploding()))
+    logger.info("hello %s", "x")
+    assert [r.getMessage() for r in handler.records] == ["hello x"]
+    assert logging.getLogger("otelpipe.logs").propagate in (True, False)
