@@ -1,0 +1,161 @@
+"""SQLite persistence of incident history, so a restart neither forgets an open incident nor re-pages.
+
+One row per incident (upserted on every transition), WAL mode so `otelpipe incidents list` can read
+while the application writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from otelpipe.incidents.model import Incident, TraceLink
+
+FILENAME = "incidents.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    resolved_at REAL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status);
+CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
+"""
+
+_FORMAT_VERSION = 1
+
+
+class IncidentStore:
+    """Incident history in `<state_dir>/incidents.sqlite`; safe to share between threads."""
+
+    def __init__(self, state_dir: str | Path, *, timeout_s: float = 5.0) -> None:
+        directory = Path(state_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / FILENAME
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+
+    def save(self, incident: Incident) -> None:
+        """Insert or replace one incident (by id)."""
+        row = (
+            incident.id,
+            incident.key,
+            incident.status,
+            incident.opened_at,
+            incident.resolved_at,
+            json.dumps(_to_json(incident), sort_keys=True),
+        )
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO incidents (id, key, status, opened_at, resolved_at, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            self._db.commit()
+
+    def load_open(self) -> list[Incident]:
+        """Open incidents, oldest first; at most one per key (the newest wins if older rows linger)."""
+        rows = self._query("SELECT body FROM incidents WHERE status = 'open' ORDER BY opened_at", ())
+        by_key = {incident.key: incident for incident in rows}
+        return sorted(by_key.values(), key=lambda i: i.opened_at)
+
+    def history(self, limit: int | None = None, *, since: float | None = None) -> list[Incident]:
+        """All incidents opened at or after `since`, newest first."""
+        sql = "SELECT body FROM incidents WHERE opened_at >= ? ORDER BY opened_at DESC"
+        params: tuple[Any, ...] = (since if since is not None else float("-inf"),)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (*params, limit)
+        return self._query(sql, params)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[Incident]:
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [_from_json(json.loads(body)) for (body,) in rows]
+
+
+def _to_json(incident: Incident) -> dict[str, Any]:
+    return {
+        "v": _FORMAT_VERSION,
+        "id": incident.id,
+        "dedup_key": incident.dedup_key,
+        "key": incident.key,
+        "service": incident.service,
+        "name": incident.name,
+        "kind": incident.kind,
+        "severity": incident.severity,
+        "status": incident.status,
+        "summary": incident.summary,
+        "opened_at": incident.opened_at,
+        "updated_at": incident.updated_at,
+        "last_notified_at": incident.last_notified_at,
+        "tier": incident.tier,
+        "objective": incident.objective,
+        "burn_rates": dict(incident.burn_rates),
+        "budget_remaining": incident.budget_remaining,
+        "total": incident.total,
+        "errors": incident.errors,
+        "traces": [
+            {
+                "trace_id": t.trace_id,
+                "span_id": t.span_id,
+                "duration_s": t.duration_s,
+                "error": t.error,
+                "url": t.url,
+            }
+            for t in incident.traces
+        ],
+        "labels": dict(incident.labels),
+        "notified_burn": incident.notified_burn,
+        "clear_since": incident.clear_since,
+        "recovered_at": incident.recovered_at,
+        "resolved_at": incident.resolved_at,
+        "notifications": incident.notifications,
+    }
+
+
+def _from_json(data: dict[str, Any]) -> Incident:
+    return Incident(
+        id=data["id"],
+        dedup_key=data["dedup_key"],
+        key=data["key"],
+        service=data["service"],
+        name=data["name"],
+        kind=data["kind"],
+        severity=data["severity"],
+        status=data["status"],
+        summary=data["summary"],
+        opened_at=data["opened_at"],
+        updated_at=data["updated_at"],
+        last_notified_at=data["last_notified_at"],
+        tier=data.get("tier", ""),
+        objective=data.get("objective"),
+        burn_rates=data.get("burn_rates", {}),
+        budget_remaining=data.get("budget_remaining"),
+        total=data.get("total", 0),
+        errors=data.get("errors", 0),
+        traces=tuple(TraceLink(**t) for t in data.get("traces", ())),
+        labels=data.get("labels", {}),
+        notified_burn=data.get("notified_burn", 0.0),
+        clear_since=data.get("clear_since"),
+        recovered_at=data.get("recovered_at"),
+        resolved_at=data.get("resolved_at"),
+        notifications=data.get("notifications", 1),
+    )
