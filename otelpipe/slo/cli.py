@@ -1,0 +1,174 @@
+"""`otelpipe slo ...`: status table from persisted state, rule and dashboard generation, validation."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from otelpipe.slo.dashboard import generate_dashboard
+from otelpipe.slo.evaluator import SLOEvaluator, SLOStatus
+from otelpipe.slo.rules import PrometheusNames, generate_rules
+from otelpipe.slo.spec import SLOSpecError, check_thresholds, load_spec
+from otelpipe.slo.state import STATE_FILE_NAME, read_saved
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `slo` with subcommands status, rules, dashboard, validate."""
+    slo = subparsers.add_parser(
+        "slo", help="SLO status, Prometheus rules, Grafana dashboard, spec validation"
+    )
+    commands = slo.add_subparsers(dest="slo_command", required=True)
+
+    status = commands.add_parser("status", help="table of SLOs from the persisted state")
+    status.add_argument("--state-dir", help=f"directory holding {STATE_FILE_NAME} (OTELPIPE_STATE_DIR)")
+    status.add_argument("--spec", help="spec file: recompute figures for now from the saved windows")
+    status.set_defaults(func=_status)
+
+    rules = commands.add_parser("rules", help="write Prometheus recording and alerting rules for a spec")
+    rules.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
+    rules.add_argument("-o", "--output", help="file to write (default: stdout)")
+    rules.add_argument(
+        "--collector-ms",
+        action="store_true",
+        help="RED histogram from a Collector spanmetrics connector in milliseconds (its default)",
+    )
+    rules.set_defaults(func=_rules)
+
+    dashboard = commands.add_parser("dashboard", help="write a Grafana dashboard JSON for a spec")
+    dashboard.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
+    dashboard.add_argument("-o", "--output", help="file to write (default: stdout)")
+    dashboard.set_defaults(func=_dashboard)
+
+    validate = commands.add_parser("validate", help="check a spec and print what it declares")
+    validate.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
+    validate.add_argument(
+        "--boundaries",
+        help="RED histogram boundaries in seconds, comma-separated, to check latency thresholds against",
+    )
+    validate.set_defaults(func=_validate)
+
+
+def _error(message: str) -> int:
+    print(f"otelpipe slo: {message}", file=sys.stderr)
+    return 2
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.spec)
+    except SLOSpecError as exc:
+        return _error(str(exc))
+    names = PrometheusNames.collector_milliseconds() if args.collector_ms else PrometheusNames()
+    _write(generate_rules(spec, names=names), args.output)
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.spec)
+    except SLOSpecError as exc:
+        return _error(str(exc))
+    _write(generate_dashboard(spec), args.output)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        spec = load_spec(args.spec)
+        if args.boundaries:
+            try:
+                boundaries = [float(b) for b in args.boundaries.split(",") if b.strip()]
+            except ValueError:
+                return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.25,0.5")
+            check_thresholds(spec, boundaries)
+    except SLOSpecError as exc:
+        return _error(str(exc))
+    print(f"{args.spec}: {len(spec.slos)} SLO(s) OK")
+    for slo in spec.slos:
+        what = (
+            slo.sli.kind
+            if slo.sli.threshold_seconds is None
+            else f"latency <= {slo.sli.threshold_seconds:g}s"
+        )
+        tiers = ", ".join(f"{t.name} x{t.factor:g}" for t in slo.tiers)
+        print(f"  {slo.key}: {slo.objective * 100:g}% {what}, {slo.sli.selector.dimensions()}; tiers {tiers}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    if not args.state_dir:
+        return _error("--state-dir is required (the directory set as OTELPIPE_STATE_DIR)")
+    try:
+        saved = read_saved(args.state_dir)
+    except FileNotFoundError:
+        return _error(f"no SLO state in {args.state_dir} ({STATE_FILE_NAME} not found)")
+    except sqlite3.DatabaseError as exc:
+        return _error(f"{Path(args.state_dir) / STATE_FILE_NAME} is not usable: {exc}")
+    if args.spec:
+        try:
+            spec = load_spec(args.spec)
+        except SLOSpecError as exc:
+            return _error(str(exc))
+        thresholds = sorted(
+            {s.sli.threshold_seconds for s in spec.slos if s.sli.threshold_seconds is not None}
+        )
+        evaluator = SLOEvaluator(spec, boundaries=thresholds)
+        evaluator.load_saved(saved)
+        statuses = evaluator.status()
+    else:
+        statuses = []
+        for row in saved.values():
+            try:
+                statuses.append(SLOStatus.from_json(row.status))
+            except (TypeError, ValueError):
+                continue
+    if not statuses:
+        return _error(f"no SLOs saved in {args.state_dir}")
+    Console().print(_table(statuses))
+    return 0
+
+
+def _table(statuses: Sequence[SLOStatus]) -> Table:
+    table = Table(title="otelpipe SLOs")
+    for column in (
+        "SLO",
+        "objective",
+        "SLI (period)",
+        "budget left",
+        "burn rate per window",
+        "alert",
+        "as of",
+    ):
+        table.add_column(column)
+    for s in sorted(statuses, key=lambda s: s.key):
+        sli = "no traffic" if s.sli is None else f"{s.sli * 100:.3f}%"
+        burns = " ".join(f"{window}:{rate:.2f}" for window, rate in s.burn_rates.items())
+        alert = (
+            f"[red]FIRING {s.severity}[/red] ({', '.join(s.firing_tiers)})"
+            if s.firing
+            else "[green]ok[/green]"
+        )
+        table.add_row(
+            s.key,
+            f"{s.objective * 100:g}% / {s.period}",
+            f"{sli} of {s.total}",
+            f"{s.budget_remaining * 100:.1f}%",
+            burns,
+            alert,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.at)),
+        )
+    return table

@@ -1,0 +1,697 @@
+"""Parse and validate an SLO spec file (native `otelpipe/v1` form or OpenSLO v1) into one `SLOSpec`.
+
+Everything is checked here, once: consumers rely on the model being valid. Every problem raises
+`SLOSpecError` naming the file, the path inside it, the bad value and the expected form.
+
+Native form::
+
+    version: otelpipe/v1
+    service: shop                    # default service of every SLO
+    labels: {team: shop}             # optional, added to every SLO
+    slos:
+      - name: api-availability
+        objective: 99.9              # percent
+        period: 30d                  # rolling; default 30d
+        sli: {kind: availability}    # or {kind: latency, threshold: 500ms}
+        selector:                    # optional; default: SERVER spans of the service
+          span_name: order.create    # also http_route, http_method, span_kind (server|client|
+                                     # internal|producer|consumer|any), service
+        alerting:                    # optional
+          min_events: 100            # no alert on fewer events in a tier's long window
+          tiers:                     # default: Sloth's 30d tiers scaled to the period
+            - {severity: page, short: 5m, long: 1h, factor: 14.4}
+
+OpenSLO v1 (multi-document YAML): `kind: SLO` (inline `indicator` or `indicatorRef` to a
+`kind: SLI`), `SLI` with `ratioMetric` or `thresholdMetric` whose `metricSource` has
+`type: otelpipe` and a spec of RED dimensions (`service`, `span_name`, `http_route`,
+`http_method`, `span_kind`) plus, on `ratioMetric.bad`, `errors: true`, or on `ratioMetric.good`,
+`errors: false` (availability) or `duration_at_most: 500ms` (latency). `thresholdMetric` takes
+an objective with `op: lte` and `value` in seconds (latency). `timeWindow` must be rolling,
+`budgetingMethod` Occurrences, one objective (`target` or `targetPercent`). `AlertPolicy` /
+`AlertCondition` with `condition.kind: burnrate` become tiers: `threshold` is the factor,
+`lookbackWindow` the long window, `alertAfter` the short window (default lookbackWindow/12, the
+SRE Workbook's ratio), severity `page`/`critical` or `ticket`/`warning`. The annotation
+`otelpipe/min-events` sets the minimum-traffic guard. Anything else is refused.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from otelpipe.slo.durations import parse_duration
+from otelpipe.slo.model import (
+    SLI,
+    SLO,
+    SPAN_KINDS,
+    AlertTier,
+    Selector,
+    SLOSpec,
+    TierSeverity,
+    default_tiers,
+)
+
+NATIVE_VERSION = "otelpipe/v1"
+OPENSLO_VERSION = "openslo/v1"
+
+
+class SLOSpecError(ValueError):
+    """An SLO spec is invalid: names the file, the path inside it, the bad value, the expected form."""
+
+    def __init__(self, source: str, path: str, value: object, expected: str) -> None:
+        self.source = source
+        self.path = path
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{source}: {path or '<top>'}: got {_show(value)}, expected {expected}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_MISSING = object()
+
+
+class _Node:
+    """A value plus its path in the file, so every error can say where it came from."""
+
+    __slots__ = ("path", "source", "value")
+
+    def __init__(self, value: object, path: str, source: str) -> None:
+        self.value = value
+        self.path = path
+        self.source = source
+
+    def fail(self, expected: str, value: object = _MISSING) -> SLOSpecError:
+        return SLOSpecError(self.source, self.path, self.value if value is _MISSING else value, expected)
+
+    def _child_path(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
+
+    def mapping(self, allowed: Sequence[str], what: str) -> dict[str, _Node]:
+        if not isinstance(self.value, Mapping):
+            raise self.fail(f"a mapping ({what})")
+        out: dict[str, _Node] = {}
+        for key, item in self.value.items():
+            if key not in allowed:
+                raise SLOSpecError(
+                    self.source,
+                    self._child_path(str(key)),
+                    key,
+                    f"one of the supported keys of {what}: {', '.join(allowed)}",
+                )
+            out[key] = _Node(item, self._child_path(key), self.source)
+        return out
+
+    def items(self, what: str) -> list[_Node]:
+        if not isinstance(self.value, list):
+            raise self.fail(f"a list ({what})")
+        return [_Node(item, self._child_path(i), self.source) for i, item in enumerate(self.value)]
+
+    def text(self, what: str) -> str:
+        if not isinstance(self.value, str) or not self.value.strip():
+            raise self.fail(f"a non-empty string ({what})")
+        return self.value.strip()
+
+    def number(self, what: str) -> float:
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            raise self.fail(f"a number ({what})")
+        if not math.isfinite(self.value):
+            raise self.fail(f"a finite number ({what})")
+        return float(self.value)
+
+    def duration(self, what: str) -> float:
+        if not isinstance(self.value, str):
+            raise self.fail(f"a duration such as 5m, 1h, 30d ({what})")
+        try:
+            return parse_duration(self.value)
+        except ValueError:
+            raise self.fail(f"a duration such as 5m, 1h, 30d ({what})") from None
+
+    def boolean(self, what: str) -> bool:
+        if not isinstance(self.value, bool):
+            raise self.fail(f"true or false ({what})")
+        return self.value
+
+    def labels(self) -> dict[str, str]:
+        if not isinstance(self.value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in self.value.items()
+        ):
+            raise self.fail("a mapping of label name to string value")
+        return {k: str(v) for k, v in self.value.items()}
+
+
+def load_spec(path: str | Path) -> SLOSpec:
+    """Read and validate the spec file at `path` (native or OpenSLO v1, detected from its content)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SLOSpecError(source, "", str(path), f"a readable file ({exc.strerror})") from None
+    return parse_spec(text, source=source)
+
+
+def parse_spec(text: str, *, source: str = "<string>") -> SLOSpec:
+    """Validate spec `text`; `source` names it in error messages."""
+    try:
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise SLOSpecError(source, where, getattr(exc, "problem", str(exc)), "valid YAML") from None
+    if not documents:
+        raise SLOSpecError(source, "", "", "a native spec (version: otelpipe/v1) or OpenSLO v1 documents")
+    first = documents[0]
+    if isinstance(first, Mapping) and first.get("apiVersion") == OPENSLO_VERSION:
+        spec = _parse_openslo(documents, source)
+    elif len(documents) == 1:
+        spec = _parse_native(_Node(first, "", source))
+    else:
+        raise SLOSpecError(source, "", f"{len(documents)} documents", "one native document or OpenSLO v1")
+    _check_unique(spec)
+    return spec
+
+
+def check_thresholds(spec: SLOSpec, boundaries: Sequence[float]) -> None:
+    """Refuse latency thresholds that are not RED bucket boundaries, naming the nearest ones.
+
+    Latency good events are read from the histogram's cumulative bucket counts, which are exact
+    only at a boundary; interpolating would make the SLI a guess.
+    """
+    ordered = sorted(boundaries)
+    for slo in spec.slos:
+        threshold = slo.sli.threshold_seconds
+        if threshold is None or any(math.isclose(threshold, b, rel_tol=1e-9) for b in ordered):
+            continue
+        at = bisect.bisect_left(ordered, threshold)
+        nearest = [f"{b:g}s" for b in ordered[max(0, at - 1) : at + 1]]
+        raise SLOSpecError(
+            spec.source,
+            f"{slo.origin}.sli.threshold" if slo.origin else "threshold",
+            f"{threshold:g}s",
+            f"a RED histogram bucket boundary; nearest: {' or '.join(nearest) or 'none configured'}",
+        )
+
+
+def snap_threshold(threshold: float, boundaries: Sequence[float]) -> float:
+    """The boundary equal (to float precision) to `threshold`; call after `check_thresholds`."""
+    for boundary in boundaries:
+        if math.isclose(threshold, boundary, rel_tol=1e-9):
+            return boundary
+    raise ValueError(f"{threshold} is not a boundary")
+
+
+def _check_unique(spec: SLOSpec) -> None:
+    seen: set[str] = set()
+    for slo in spec.slos:
+        if slo.key in seen:
+            raise SLOSpecError(spec.source, f"{slo.origin}.name", slo.name, "a name unique per service")
+        seen.add(slo.key)
+
+
+# ---------------------------------------------------------------- native form
+
+_NATIVE_TOP = ("version", "service", "labels", "slos")
+_NATIVE_SLO = ("name", "description", "objective", "period", "sli", "selector", "alerting", "labels")
+_NATIVE_SLI = ("kind", "threshold")
+_NATIVE_SELECTOR = ("service", "span_name", "http_route", "http_method", "span_kind")
+_NATIVE_ALERTING = ("min_events", "tiers")
+_NATIVE_TIER = ("severity", "short", "long", "factor")
+
+
+def _parse_native(root: _Node) -> SLOSpec:
+    top = root.mapping(_NATIVE_TOP, "a native SLO spec")
+    version = top.get("version")
+    if version is None or version.value != NATIVE_VERSION:
+        node = version or root
+        raise node.fail(
+            f"version: {NATIVE_VERSION} (native form) or apiVersion: openslo/v1 (OpenSLO)",
+            None if version is None else version.value,
+        )
+    default_service = top["service"].text("service name") if "service" in top else None
+    common_labels = top["labels"].labels() if "labels" in top else {}
+    if "slos" not in top:
+        raise root.fail("a `slos` list", None)
+    slos = tuple(
+        _parse_native_slo(node, default_service, common_labels) for node in top["slos"].items("SLOs")
+    )
+    if not slos:
+        raise top["slos"].fail("at least one SLO")
+    return SLOSpec(slos=slos, source=root.source)
+
+
+def _parse_native_slo(node: _Node, default_service: str | None, common_labels: dict[str, str]) -> SLO:
+    fields = node.mapping(_NATIVE_SLO, "an SLO")
+    if "name" not in fields:
+        raise node.fail("an SLO with a `name`", None)
+    name = fields["name"].text("SLO name")
+    if "objective" not in fields:
+        raise node.fail("an SLO with an `objective` (percent, e.g. 99.9)", None)
+    objective = _percent(fields["objective"])
+    period = fields["period"].duration("SLO period") if "period" in fields else 30 * 86400.0
+
+    selector_fields = (
+        fields["selector"].mapping(_NATIVE_SELECTOR, "a selector") if "selector" in fields else {}
+    )
+    service = selector_fields["service"].text("service name") if "service" in selector_fields else None
+    service = service or default_service
+    if service is None:
+        raise node.fail("a service: at the top of the spec or in the SLO's selector", None)
+    selector = _selector(service, selector_fields)
+
+    if "sli" not in fields:
+        raise node.fail("an `sli` ({kind: availability} or {kind: latency, threshold: 500ms})", None)
+    sli_fields = fields["sli"].mapping(_NATIVE_SLI, "an SLI")
+    kind = sli_fields["kind"].value if "kind" in sli_fields else None
+    if kind == "availability":
+        if "threshold" in sli_fields:
+            raise sli_fields["threshold"].fail("no threshold for an availability SLI")
+        sli = SLI("availability", selector)
+    elif kind == "latency":
+        if "threshold" not in sli_fields:
+            raise fields["sli"].fail("a latency SLI with a `threshold` duration, e.g. 500ms")
+        sli = SLI("latency", selector, sli_fields["threshold"].duration("latency threshold"))
+    else:
+        where = sli_fields.get("kind") or fields["sli"]
+        raise where.fail("kind: availability or kind: latency", kind)
+
+    min_events = 0
+    tiers = default_tiers(period)
+    if "alerting" in fields:
+        alerting = fields["alerting"].mapping(_NATIVE_ALERTING, "alerting")
+        if "min_events" in alerting:
+            min_events = _count(alerting["min_events"], "minimum events in the long window")
+        if "tiers" in alerting:
+            tiers = tuple(_native_tier(t, period) for t in alerting["tiers"].items("alert tiers"))
+    labels = dict(common_labels)
+    if "labels" in fields:
+        labels.update(fields["labels"].labels())
+    description = fields["description"].text("description") if "description" in fields else ""
+    return SLO(
+        name=name,
+        service=service,
+        objective=objective,
+        period=period,
+        sli=sli,
+        tiers=tiers,
+        min_events=min_events,
+        description=description,
+        labels=labels,
+        origin=node.path,
+    )
+
+
+def _native_tier(node: _Node, period: float) -> AlertTier:
+    fields = node.mapping(_NATIVE_TIER, "an alert tier")
+    for key in _NATIVE_TIER:
+        if key not in fields:
+            raise node.fail(f"a tier with {', '.join(_NATIVE_TIER)} (missing {key})")
+    severity = _severity(fields["severity"])
+    short = fields["short"].duration("short window")
+    long = fields["long"].duration("long window")
+    factor = fields["factor"].number("burn-rate factor")
+    return _tier(node, severity, short, long, factor, period=period)
+
+
+def _tier(
+    node: _Node, severity: TierSeverity, short: float, long: float, factor: float, *, period: float
+) -> AlertTier:
+    if factor <= 0:
+        raise node.fail("a positive burn-rate factor", factor)
+    if short > long:
+        raise node.fail("a short window no longer than the long window", f"short {short:g}s > long {long:g}s")
+    if long > period:
+        raise node.fail("a long window no longer than the SLO period", f"{long:g}s > period {period:g}s")
+    return AlertTier(severity, short, long, factor)
+
+
+def _severity(node: _Node) -> TierSeverity:
+    value = node.value
+    if value in ("page", "critical"):
+        return "page"
+    if value in ("ticket", "warning"):
+        return "ticket"
+    raise node.fail("severity page (alias critical) or ticket (alias warning)")
+
+
+def _percent(node: _Node) -> float:
+    value = node.number("objective in percent")
+    if not 0 < value < 100:
+        raise node.fail("a percentage strictly between 0 and 100, e.g. 99.9")
+    return round(value / 100.0, 12)  # 99.9 / 100 is 0.9990000000000001 in binary
+
+
+def _count(node: _Node, what: str) -> int:
+    if isinstance(node.value, bool) or not isinstance(node.value, int) or node.value < 0:
+        raise node.fail(f"a non-negative integer ({what})")
+    return node.value
+
+
+def _selector(service: str, fields: Mapping[str, _Node]) -> Selector:
+    def optional(key: str) -> str | None:
+        return fields[key].text(key) if key in fields else None
+
+    span_name = optional("span_name")
+    # A named operation may be of any kind (order.create is INTERNAL); otherwise the service's
+    # own request handling (SERVER spans) is what users mean by "the service's availability".
+    span_kind: str | None = None if span_name else "SPAN_KIND_SERVER"
+    if "span_kind" in fields:
+        span_kind = _span_kind(fields["span_kind"])
+    return Selector(
+        service=service,
+        span_name=span_name,
+        http_route=optional("http_route"),
+        http_method=optional("http_method"),
+        span_kind=span_kind,
+    )
+
+
+def _span_kind(node: _Node) -> str | None:
+    value = node.value
+    if isinstance(value, str):
+        if value.lower() == "any":
+            return None
+        spelled = value.upper() if value.upper().startswith("SPAN_KIND_") else f"SPAN_KIND_{value.upper()}"
+        if spelled in SPAN_KINDS:
+            return spelled
+    raise node.fail("server, client, internal, producer, consumer (or SPAN_KIND_...) or any")
+
+
+# ---------------------------------------------------------------- OpenSLO v1
+
+_OS_DOC = ("apiVersion", "kind", "metadata", "spec")
+_OS_META = ("name", "displayName", "labels", "annotations")
+_OS_SLO = (
+    "description",
+    "service",
+    "indicator",
+    "indicatorRef",
+    "timeWindow",
+    "budgetingMethod",
+    "objectives",
+    "alertPolicies",
+)
+_OS_SLI_DOC = ("metadata", "spec")
+_OS_SLI = ("description", "ratioMetric", "thresholdMetric")
+_OS_RATIO = ("counter", "good", "bad", "total")
+_OS_METRIC = ("metricSource",)
+_OS_SOURCE = ("type", "metricSourceRef", "spec")
+_OS_SOURCE_SPEC = (*_NATIVE_SELECTOR, "errors", "duration_at_most")
+_OS_WINDOW = ("duration", "isRolling", "calendar")
+_OS_OBJECTIVE = (
+    "displayName",
+    "op",
+    "value",
+    "target",
+    "targetPercent",
+    "timeSliceTarget",
+    "timeSliceWindow",
+)
+_OS_POLICY = (
+    "description",
+    "alertWhenNoData",
+    "alertWhenResolved",
+    "alertWhenBreaching",
+    "conditions",
+    "notificationTargets",
+)
+_OS_CONDITION_DOC = ("kind", "metadata", "spec", "conditionRef")
+_OS_CONDITION = ("description", "severity", "condition")
+_OS_BURNRATE = ("kind", "op", "threshold", "lookbackWindow", "alertAfter")
+_OS_KINDS = ("SLO", "SLI", "AlertPolicy", "AlertCondition", "Service")
+_MIN_EVENTS_ANNOTATION = "otelpipe/min-events"
+
+
+def _parse_openslo(documents: list[Any], source: str) -> SLOSpec:
+    by_kind: dict[str, dict[str, _Node]] = {kind: {} for kind in _OS_KINDS}
+    slo_nodes: list[tuple[_Node, dict[str, _Node]]] = []
+    for index, document in enumerate(documents):
+        node = _Node(document, f"documents[{index}]", source)
+        fields = node.mapping(_OS_DOC, "an OpenSLO document")
+        if fields.get("apiVersion") is None or fields["apiVersion"].value != OPENSLO_VERSION:
+            where = fields.get("apiVersion") or node
+            raise where.fail("apiVersion: openslo/v1", None if "apiVersion" not in fields else where.value)
+        kind_node = fields.get("kind")
+        kind = kind_node.value if kind_node is not None else None
+        if kind not in _OS_KINDS:
+            raise (kind_node or node).fail(
+                f"an OpenSLO kind otelpipe supports ({', '.join(_OS_KINDS)}); DataSource and "
+                "AlertNotificationTarget are not supported (routing belongs to the incident engine)",
+                kind,
+            )
+        name = _os_name(fields, node)
+        by_kind[kind][name] = node
+        if kind == "SLO":
+            slo_nodes.append((node, fields))
+    if not slo_nodes:
+        raise SLOSpecError(source, "", "no kind: SLO document", "at least one OpenSLO document of kind SLO")
+    slos = tuple(_os_slo(node, fields, by_kind) for node, fields in slo_nodes)
+    return SLOSpec(slos=slos, source=source)
+
+
+def _os_name(fields: Mapping[str, _Node], node: _Node) -> str:
+    if "metadata" not in fields:
+        raise node.fail("metadata with a name", None)
+    meta = fields["metadata"].mapping(_OS_META, "OpenSLO metadata")
+    if "name" not in meta:
+        raise fields["metadata"].fail("metadata with a name")
+    return meta["name"].text("metadata.name")
+
+
+def _os_slo(node: _Node, fields: dict[str, _Node], by_kind: dict[str, dict[str, _Node]]) -> SLO:
+    name = _os_name(fields, node)
+    meta = fields["metadata"].mapping(_OS_META, "OpenSLO metadata")
+    labels = meta["labels"].labels() if "labels" in meta else {}
+    min_events = 0
+    if "annotations" in meta:
+        annotations = meta["annotations"].labels()
+        if _MIN_EVENTS_ANNOTATION in annotations:
+            raw = annotations[_MIN_EVENTS_ANNOTATION]
+            if not raw.isdigit():
+                raise _Node(raw, f"{meta['annotations'].path}.{_MIN_EVENTS_ANNOTATION}", node.source).fail(
+                    "a non-negative integer (minimum events in the long window)"
+                )
+            min_events = int(raw)
+    if "spec" not in fields:
+        raise node.fail("an SLO with a spec", None)
+    spec = fields["spec"].mapping(_OS_SLO, "an OpenSLO SLO spec")
+    if "service" not in spec:
+        raise fields["spec"].fail("spec.service", None)
+    service = spec["service"].text("service name")
+
+    budgeting = spec.get("budgetingMethod")
+    if budgeting is None or budgeting.value != "Occurrences":
+        raise (budgeting or fields["spec"]).fail(
+            "budgetingMethod: Occurrences (Timeslices and RatioTimeslices are not supported)",
+            None if budgeting is None else budgeting.value,
+        )
+    period = _os_time_window(spec.get("timeWindow"), fields["spec"])
+
+    if "objectives" not in spec:
+        raise fields["spec"].fail("spec.objectives with one objective", None)
+    objectives = spec["objectives"].items("objectives")
+    if len(objectives) != 1:
+        raise spec["objectives"].fail("exactly one objective (one SLO per objective)")
+    objective_fields = objectives[0].mapping(_OS_OBJECTIVE, "an objective")
+    for unsupported in ("timeSliceTarget", "timeSliceWindow"):
+        if unsupported in objective_fields:
+            raise objective_fields[unsupported].fail("no time-slice settings (budgetingMethod Occurrences)")
+    objective = _os_target(objectives[0], objective_fields)
+
+    if ("indicator" in spec) == ("indicatorRef" in spec):
+        raise fields["spec"].fail("exactly one of indicator or indicatorRef")
+    if "indicator" in spec:
+        indicator = spec["indicator"]
+    else:
+        ref = spec["indicatorRef"].text("name of a kind: SLI document")
+        if ref not in by_kind["SLI"]:
+            raise spec["indicatorRef"].fail(
+                f"the name of a kind: SLI document (known: {sorted(by_kind['SLI'])})"
+            )
+        indicator = by_kind["SLI"][ref]
+    sli = _os_sli(indicator, service, objective_fields)
+
+    tiers = default_tiers(period)
+    if "alertPolicies" in spec:
+        policies = spec["alertPolicies"].items("alert policies")
+        collected: list[AlertTier] = []
+        for policy in policies:
+            collected.extend(_os_policy(policy, by_kind, period))
+        if collected:
+            tiers = tuple(collected)
+    description = spec["description"].text("description") if "description" in spec else ""
+    return SLO(
+        name=name,
+        service=service,
+        objective=objective,
+        period=period,
+        sli=sli,
+        tiers=tiers,
+        min_events=min_events,
+        description=description,
+        labels=labels,
+        origin=node.path,
+    )
+
+
+def _os_time_window(node: _Node | None, parent: _Node) -> float:
+    if node is None:
+        raise parent.fail("spec.timeWindow: [{duration: 30d, isRolling: true}]", None)
+    windows = node.items("time windows")
+    if len(windows) != 1:
+        raise node.fail("exactly one time window")
+    window = windows[0].mapping(_OS_WINDOW, "a time window")
+    if "calendar" in window:
+        raise window["calendar"].fail("no calendar: only rolling windows are supported")
+    if "isRolling" not in window or window["isRolling"].value is not True:
+        raise (window.get("isRolling") or windows[0]).fail(
+            "isRolling: true (calendar windows are not supported)"
+        )
+    if "duration" not in window:
+        raise windows[0].fail("a duration such as 30d", None)
+    return window["duration"].duration("time window")
+
+
+def _os_target(node: _Node, fields: Mapping[str, _Node]) -> float:
+    if ("target" in fields) == ("targetPercent" in fields):
+        raise node.fail("exactly one of target (ratio) or targetPercent")
+    if "target" in fields:
+        target = fields["target"].number("target ratio")
+        if not 0 < target < 1:
+            raise fields["target"].fail("a ratio strictly between 0 and 1, e.g. 0.999")
+        return target
+    return _percent(fields["targetPercent"])
+
+
+def _os_sli(indicator: _Node, service: str, objective: Mapping[str, _Node]) -> SLI:
+    doc = indicator.mapping((*_OS_SLI_DOC, "apiVersion", "kind"), "an SLI")
+    if "spec" not in doc:
+        raise indicator.fail("an SLI with a spec", None)
+    spec = doc["spec"].mapping(_OS_SLI, "an OpenSLO SLI spec")
+    if ("ratioMetric" in spec) == ("thresholdMetric" in spec):
+        raise doc["spec"].fail("exactly one of ratioMetric or thresholdMetric")
+    if "thresholdMetric" in spec:
+        selector, extra = _os_source(spec["thresholdMetric"], service)
+        if extra:
+            raise spec["thresholdMetric"].fail("only RED dimensions in a thresholdMetric source")
+        op = objective.get("op")
+        if op is None or op.value != "lte":
+            raise (op or indicator).fail(
+                "objective op: lte (latency: duration <= value)", None if op is None else op.value
+            )
+        if "value" not in objective:
+            raise op.fail("objective value: the latency threshold in seconds, e.g. 0.5")
+        threshold = objective["value"].number("latency threshold in seconds")
+        if threshold <= 0:
+            raise objective["value"].fail("a positive latency threshold in seconds")
+        return SLI("latency", selector, threshold)
+
+    for key in ("op", "value"):
+        if key in objective:
+            raise objective[key].fail(f"no objective {key} with a ratioMetric")
+    ratio = spec["ratioMetric"].mapping(_OS_RATIO, "a ratioMetric")
+    if "counter" in ratio and ratio["counter"].value is not True:
+        raise ratio["counter"].fail("counter: true (RED counts are counters)")
+    if "total" not in ratio or ("good" in ratio) == ("bad" in ratio):
+        raise spec["ratioMetric"].fail("total and exactly one of good or bad")
+    selector, total_extra = _os_source(ratio["total"], service)
+    if total_extra:
+        raise ratio["total"].fail("only RED dimensions in the total source")
+    part_key = "good" if "good" in ratio else "bad"
+    part_selector, extra = _os_source(ratio[part_key], service)
+    if part_selector != selector:
+        raise ratio[part_key].fail("the same RED dimensions as the total source")
+    if part_key == "bad":
+        if extra != {"errors": True}:
+            raise ratio["bad"].fail("errors: true (bad = spans that ended in error)", extra)
+        return SLI("availability", selector)
+    if extra == {"errors": False}:
+        return SLI("availability", selector)
+    if set(extra) == {"duration_at_most"} and isinstance(extra["duration_at_most"], float):
+        return SLI("latency", selector, extra["duration_at_most"])
+    raise ratio["good"].fail("errors: false (availability) or duration_at_most: <duration> (latency)", extra)
+
+
+def _os_source(node: _Node, service: str) -> tuple[Selector, dict[str, object]]:
+    metric = node.mapping(_OS_METRIC, "a metric")
+    if "metricSource" not in metric:
+        raise node.fail("a metricSource", None)
+    source = metric["metricSource"].mapping(_OS_SOURCE, "a metricSource")
+    if "metricSourceRef" in source:
+        raise source["metricSourceRef"].fail("no metricSourceRef (DataSource documents are not supported)")
+    if "type" not in source or source["type"].value != "otelpipe":
+        where = source.get("type") or metric["metricSource"]
+        raise where.fail(
+            "type: otelpipe (the in-process RED store)", None if "type" not in source else where.value
+        )
+    fields = source["spec"].mapping(_OS_SOURCE_SPEC, "an otelpipe metric source") if "spec" in source else {}
+    extra: dict[str, object] = {}
+    if "errors" in fields:
+        extra["errors"] = fields["errors"].boolean("errors")
+    if "duration_at_most" in fields:
+        extra["duration_at_most"] = fields["duration_at_most"].duration("latency threshold")
+    selector_fields = {k: v for k, v in fields.items() if k in _NATIVE_SELECTOR}
+    own_service = selector_fields["service"].text("service") if "service" in selector_fields else service
+    return _selector(own_service, selector_fields), extra
+
+
+def _os_policy(node: _Node, by_kind: dict[str, dict[str, _Node]], period: float) -> list[AlertTier]:
+    if isinstance(node.value, str):
+        if node.value not in by_kind["AlertPolicy"]:
+            raise node.fail(
+                f"the name of a kind: AlertPolicy document (known: {sorted(by_kind['AlertPolicy'])})"
+            )
+        node = by_kind["AlertPolicy"][node.value]
+    doc = node.mapping((*_OS_DOC, "alertPolicyRef"), "an alert policy")
+    if "alertPolicyRef" in doc:
+        return _os_policy(doc["alertPolicyRef"], by_kind, period)
+    if "spec" not in doc:
+        raise node.fail("an AlertPolicy with a spec", None)
+    spec = doc["spec"].mapping(_OS_POLICY, "an AlertPolicy spec")
+    if "alertWhenNoData" in spec and spec["alertWhenNoData"].value is True:
+        raise spec["alertWhenNoData"].fail("alertWhenNoData: false (absent-data alerts are not supported)")
+    if "notificationTargets" in spec and spec["notificationTargets"].value:
+        raise spec["notificationTargets"].fail(
+            "no notificationTargets: routing is configured in otelpipe's incident engine"
+        )
+    if "conditions" not in spec:
+        raise doc["spec"].fail("conditions", None)
+    return [_os_condition(c, by_kind, period) for c in spec["conditions"].items("conditions")]
+
+
+def _os_condition(node: _Node, by_kind: dict[str, dict[str, _Node]], period: float) -> AlertTier:
+    doc = node.mapping((*_OS_CONDITION_DOC, "apiVersion"), "an alert condition")
+    if "conditionRef" in doc:
+        ref = doc["conditionRef"].text("name of a kind: AlertCondition document")
+        if ref not in by_kind["AlertCondition"]:
+            raise doc["conditionRef"].fail(
+                f"the name of a kind: AlertCondition document (known: {sorted(by_kind['AlertCondition'])})"
+            )
+        return _os_condition(by_kind["AlertCondition"][ref], by_kind, period)
+    if "spec" not in doc:
+        raise node.fail("an AlertCondition with a spec", None)
+    spec = doc["spec"].mapping(_OS_CONDITION, "an AlertCondition spec")
+    if "severity" not in spec or "condition" not in spec:
+        raise doc["spec"].fail("severity and condition")
+    severity = _severity(spec["severity"])
+    condition = spec["condition"].mapping(_OS_BURNRATE, "a burn-rate condition")
+    if "kind" not in condition or condition["kind"].value != "burnrate":
+        where = condition.get("kind") or spec["condition"]
+        raise where.fail("kind: burnrate", None if "kind" not in condition else where.value)
+    if "op" in condition and condition["op"].value not in ("gte", "gt"):
+        raise condition["op"].fail("op: gte")
+    if "threshold" not in condition or "lookbackWindow" not in condition:
+        raise spec["condition"].fail("threshold and lookbackWindow")
+    factor = condition["threshold"].number("burn-rate threshold")
+    long = condition["lookbackWindow"].duration("lookback window")
+    short = condition["alertAfter"].duration("alertAfter") if "alertAfter" in condition else long / 12
+    return _tier(spec["condition"], severity, short, long, factor, period=period)
