@@ -343,7 +343,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "OTELPIPE_CONSOLE_NOTIFIER",
         False,
         _parse_bool,
-        "Also report incidents on the otelpipe.incidents logger.",
+        "Also print incident transitions to stderr (the demo does).",
     ),
     Variable("OTELPIPE_NOTIFY_TIMEOUT", 5.0, parse_duration, "Timeout of one notifier HTTP call."),
     Variable(

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.metrics import get_meter_provider
 from opentelemetry.sdk._configuration import _get_sampler, _import_sampler, _initialize_components
+from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind
@@ -45,6 +47,7 @@ class Pipeline:
     red_store: Any = None
     slo_evaluator: Any = None
     incident_engine: Any = None
+    evaluation: Any = None  # otelpipe.evaluation.EvaluationLoop
     notifiers: list[Any] = field(default_factory=list)
     config_errors: tuple[ConfigError, ...] = ()
     _ticker: Any = None
@@ -233,6 +236,14 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
         sampler = RecordUnsampledSampler(sampler)
 
+    # Like the distros: OTLP for every signal unless OTEL_*_EXPORTER says otherwise.
+    for signal, variable in (
+        ("trace", "OTEL_TRACES_EXPORTER"),
+        ("metric", "OTEL_METRICS_EXPORTER"),
+        ("log", "OTEL_LOGS_EXPORTER"),
+    ):
+        if not os.environ.get(variable):
+            initialize_kwargs.setdefault(f"{signal}_exporter_names", ["otlp"])
     _initialize_components(
         span_processors=span_processors,
         log_record_processors=log_processors,
@@ -262,8 +273,120 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
         from otelpipe.log_output import configure_log_output
 
         pipeline._closers.append(configure_log_output(settings.logs.format, redactor))
+    if store is not None and settings.slo.file:
+        _start_evaluation(pipeline, settings, store)
     _log.debug("otelpipe configured for service %s", resource.get("service.name"))
     return pipeline
+
+
+def _load_slo_file(settings: Settings, boundaries: tuple[float, ...]) -> tuple[Any, Any]:
+    """Spec and threshold rules from `OTELPIPE_SLO_FILE`; a bad file is a ConfigError naming it."""
+    from otelpipe.incidents.rules import RuleEvaluator, load_rules
+    from otelpipe.slo.spec import check_thresholds, load_spec
+
+    path = settings.slo.file
+    assert path is not None
+    try:
+        spec = load_spec(path)
+        check_thresholds(spec, boundaries)
+        rules = load_rules(path)
+    except (ValueError, OSError) as exc:
+        raise ConfigError("OTELPIPE_SLO_FILE", path, f"a readable, valid SLO spec ({exc})") from None
+    return spec, (RuleEvaluator(rules) if rules else None)
+
+
+def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any]:
+    from otelpipe.exporters._delivery import DeliveryOptions
+
+    inc = settings.incidents
+    options = DeliveryOptions(timeout_s=inc.notify_timeout_s, queue_size=inc.notify_queue_size)
+    notifiers: list[Any] = []
+    if inc.alertmanager_url:
+        from otelpipe.exporters.alertmanager import AlertmanagerNotifier
+
+        notifiers.append(AlertmanagerNotifier(inc.alertmanager_url, options=options, meter=meter))
+    if inc.pagerduty_routing_key:
+        from otelpipe.exporters.pagerduty import PagerDutyNotifier
+
+        notifiers.append(
+            PagerDutyNotifier(inc.pagerduty_routing_key, url=inc.pagerduty_url, options=options, meter=meter)
+        )
+    if inc.webhook_url:
+        from otelpipe.exporters.webhook import WebhookNotifier
+
+        fmt: Literal["json", "slack"] = "slack" if inc.webhook_format == "slack" else "json"
+        notifiers.append(WebhookNotifier(inc.webhook_url, format=fmt, options=options, meter=meter))
+    if isinstance(logger_provider, SDKLoggerProvider):
+        from otelpipe.exporters.otlp_event import OTLPEventNotifier
+
+        notifiers.append(OTLPEventNotifier(logger_provider, options=options, meter=meter))
+    if inc.console:
+        from otelpipe.exporters.console import ConsoleNotifier
+
+        notifiers.append(ConsoleNotifier(options=options))
+    return notifiers
+
+
+def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> None:
+    """SLO evaluator, threshold rules and incident engine on one ticking thread."""
+    from otelpipe.evaluation import Evaluation, EvaluationLoop
+    from otelpipe.incidents.engine import IncidentEngine
+    from otelpipe.incidents.store import IncidentStore
+    from otelpipe.slo.evaluator import SLOEvaluator
+    from otelpipe.slo.metrics import register_slo_metrics
+    from otelpipe.slo.state import SLOStateStore
+
+    try:
+        spec, rules = _load_slo_file(settings, store.boundaries)
+    except ConfigError as error:
+        if settings.strict:
+            raise
+        _log.error("otelpipe configuration: %s; SLO evaluation is off", error)
+        pipeline.config_errors = (*pipeline.config_errors, error)
+        return
+    meter = pipeline.meter_provider.get_meter("otelpipe.incidents")
+
+    def build(persistent: bool) -> Evaluation:
+        evaluation = Evaluation()
+        slo_state = incident_store = None
+        if persistent and settings.state_dir:
+            slo_state = SLOStateStore(settings.state_dir)
+            incident_store = IncidentStore(settings.state_dir)
+        evaluation.evaluator = SLOEvaluator(
+            spec, boundaries=store.boundaries, state=slo_state, time_scale=settings.slo.time_scale
+        )
+        evaluation.rules = rules
+        notifiers = _notifiers(settings, pipeline.logger_provider, meter)
+        evaluation.engine = IncidentEngine(
+            notifiers,
+            hold_down_s=settings.incidents.hold_down_s,
+            renotify_interval_s=settings.incidents.renotify_interval_s,
+            trace_url_template=settings.incidents.trace_url_template,
+            store=incident_store,
+        )
+        evaluator, engine = evaluation.evaluator, evaluation.engine
+        evaluation.closers.append(evaluator.flush)
+        if slo_state is not None:
+            evaluation.closers.append(slo_state.close)
+        evaluation.closers.append(lambda: engine.close(settings.export.shutdown_timeout_s))
+        return evaluation
+
+    # Forked workers evaluate in memory: SQLite handles and notifier threads do not survive fork().
+    loop = EvaluationLoop(
+        store.snapshot, build(True), interval_s=settings.slo.interval_s, rebuild=lambda: build(False)
+    )
+
+    def current_status() -> Any:
+        # late-bound: a forked worker replaces loop.evaluation with its own evaluator
+        evaluator = loop.evaluation.evaluator
+        return evaluator.status() if evaluator is not None else []
+
+    register_slo_metrics(pipeline.meter_provider.get_meter("otelpipe.slo"), current_status)
+    pipeline.slo_evaluator = loop.evaluation.evaluator
+    pipeline.incident_engine = loop.evaluation.engine
+    pipeline.evaluation = loop
+    pipeline._closers.append(loop.stop)
+    loop.start()
 
 
 def _reset_for_tests() -> None:

@@ -77,10 +77,12 @@ class ThresholdRule:
 def load_rules(path: str | Path) -> tuple[ThresholdRule, ...]:
     """Rules from the `rules:` key of a YAML file (none when the key is absent)."""
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise RuleSpecError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
-    return parse_rules(document)
+    if len(documents) != 1:
+        return ()  # a multi-document OpenSLO file carries no otelpipe threshold rules
+    return parse_rules(documents[0])
 
 
 def parse_rules(document: object) -> tuple[ThresholdRule, ...]:

@@ -220,7 +220,8 @@ def _check_unique(spec: SLOSpec) -> None:
 
 # ---------------------------------------------------------------- native form
 
-_NATIVE_TOP = ("version", "service", "labels", "slos")
+# `rules:` (threshold rules) shares the file; otelpipe.incidents.rules parses it.
+_NATIVE_TOP = ("version", "service", "labels", "slos", "rules")
 _NATIVE_SLO = ("name", "description", "objective", "period", "sli", "selector", "alerting", "labels")
 _NATIVE_SLI = ("kind", "threshold")
 _NATIVE_SELECTOR = ("service", "span_name", "http_route", "http_method", "span_kind")

@@ -1,0 +1,177 @@
+"""What the demo shows, read from what really arrived: OTLP metrics in the sink and incident webhooks.
+
+Nothing here computes a figure of its own: RED rows are the services' exported
+`traces.span.metrics.*` points, SLO rows their `otelpipe.slo.*` gauges, and incidents the
+webhook bodies the shop's incident engine posted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from otelpipe.sink.store import Received, SinkStore
+
+
+def _value(any_value: AnyValue) -> Any:
+    kind = any_value.WhichOneof("value")
+    return getattr(any_value, kind) if kind else None
+
+
+def _points(request: ExportMetricsServiceRequest) -> Iterator[tuple[str, str, dict[str, Any], Any]]:
+    """(service, metric name, attributes, data point) for every point in one export request."""
+    for rm in request.resource_metrics:
+        service = next(
+            (str(_value(kv.value)) for kv in rm.resource.attributes if kv.key == "service.name"),
+            "unknown_service",
+        )
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if not kind:
+                    continue
+                for point in getattr(metric, kind).data_points:
+                    yield service, metric.name, {kv.key: _value(kv.value) for kv in point.attributes}, point
+
+
+@dataclass
+class REDRow:
+    """Latest cumulative RED figures of one (service, operation)."""
+
+    service: str
+    operation: str
+    kind: str
+    calls: int = 0
+    errors: int = 0
+    duration_sum: float = 0.0
+    duration_count: int = 0
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000 * self.duration_sum / self.duration_count if self.duration_count else 0.0
+
+
+@dataclass
+class SLORow:
+    """Latest otelpipe.slo.* gauges of one SLO."""
+
+    service: str
+    slo: str
+    objective: float | None = None
+    budget_remaining: float | None = None
+    burn_rates: dict[str, float] = field(default_factory=dict)
+
+
+class MetricView:
+    """Keeps the latest point per series from the sink's metric exports (cumulative temporality)."""
+
+    def __init__(self, store: SinkStore) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str, tuple[tuple[str, Any], ...]], Any] = {}
+        store.subscribe(self._on_received)
+        for received in store.received("metrics"):
+            self._on_received(received)
+
+    def _on_received(self, received: Received) -> None:
+        if received.signal != "metrics" or not isinstance(received.request, ExportMetricsServiceRequest):
+            return
+        with self._lock:
+            for service, name, attrs, point in _points(received.request):
+                self._latest[(service, name, tuple(sorted(attrs.items())))] = point
+
+    def red_rows(self) -> list[REDRow]:
+        """One row per (service, span name): calls, errors, mean duration."""
+        rows: dict[tuple[str, str], REDRow] = {}
+        with self._lock:
+            items = list(self._latest.items())
+        for (service, name, attr_items), point in items:
+            attrs = dict(attr_items)
+            if name not in ("traces.span.metrics.calls", "traces.span.metrics.duration"):
+                continue
+            if attrs.get("otel.metric.overflow"):
+                continue
+            operation = str(attrs.get("span.name", "?"))
+            row = rows.setdefault(
+                (service, operation),
+                REDRow(
+                    service, operation, str(attrs.get("span.kind", "")).removeprefix("SPAN_KIND_").lower()
+                ),
+            )
+            if name == "traces.span.metrics.calls":
+                row.calls += int(point.as_int or point.as_double)
+                if attrs.get("status.code") == "STATUS_CODE_ERROR":
+                    row.errors += int(point.as_int or point.as_double)
+            else:
+                row.duration_sum += float(point.sum)
+                row.duration_count += int(point.count)
+        return sorted(rows.values(), key=lambda r: (r.service, -r.calls))
+
+    def slo_rows(self) -> list[SLORow]:
+        """One row per SLO with its objective, budget left and burn rate per window."""
+        rows: dict[tuple[str, str], SLORow] = {}
+        with self._lock:
+            items = list(self._latest.items())
+        for (resource_service, name, attr_items), point in items:
+            if not name.startswith("otelpipe.slo."):
+                continue
+            attrs = dict(attr_items)
+            key = (str(attrs.get("service", resource_service)), str(attrs.get("slo", "?")))
+            row = rows.setdefault(key, SLORow(*key))
+            value = float(point.as_double or point.as_int)
+            if name == "otelpipe.slo.objective":
+                row.objective = value
+            elif name == "otelpipe.slo.error_budget.remaining":
+                row.budget_remaining = value
+            elif name == "otelpipe.slo.burn_rate":
+                row.burn_rates[str(attrs.get("window", "?"))] = value
+        return sorted(rows.values(), key=lambda r: (r.service, r.slo))
+
+
+class WebhookInbox:
+    """A local webhook receiver: the shop's incident engine posts its open/update/resolve events here."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        inbox = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    body = {"unparsed": True}
+                with inbox._lock:
+                    inbox.events.append(body)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer((host, 0), _Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_address[1]}/incidents"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-webhook", daemon=True)
+        self._thread.start()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.events)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

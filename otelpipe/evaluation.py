@@ -1,0 +1,120 @@
+"""The evaluation tick: RED snapshot → SLO windows and threshold rules → incident engine, on one background thread.
+
+Nothing here runs on the span path: the span processor only adds to the RED store, and this loop
+reads a snapshot every `interval_s`. A failing tick is logged (rate-limited) and the loop goes
+on; a slow notifier cannot stall it because notifiers queue and deliver on their own threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from otelpipe.alerts import AlertState
+from otelpipe.diagnostics import logger, warn_limited
+
+_log = logger("evaluation")
+
+
+@dataclass
+class Evaluation:
+    """The stateful parts one loop drives; rebuilt from scratch in a forked child."""
+
+    evaluator: Any | None = None  # otelpipe.slo.SLOEvaluator
+    rules: Any | None = None  # otelpipe.incidents.rules.RuleEvaluator
+    engine: Any | None = None  # otelpipe.incidents.IncidentEngine
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:
+                _log.warning("evaluation component failed to close", exc_info=True)
+
+
+class EvaluationLoop:
+    """Ticks `evaluation` every `interval_s` from `snapshot()`; restarts itself in forked children.
+
+    `rebuild(in_child=True)` must return a fresh `Evaluation` for a child process: file-backed
+    state and notifier threads do not survive `fork()`, so children evaluate in memory.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Any],
+        evaluation: Evaluation,
+        *,
+        interval_s: float,
+        rebuild: Callable[[], Evaluation] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._snapshot = snapshot
+        self.evaluation = evaluation
+        self.interval_s = interval_s
+        self._rebuild = rebuild
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self.failures = 0
+        self.last_tick_s = 0.0
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def tick(self) -> list[Any]:
+        """One evaluation; returns the incident events it produced. Never raises."""
+        started = time.perf_counter()
+        evaluation = self.evaluation
+        try:
+            snapshot = self._snapshot()
+            states: list[AlertState] = []
+            if evaluation.evaluator is not None:
+                states.extend(evaluation.evaluator.tick(snapshot))
+            if evaluation.rules is not None:
+                states.extend(evaluation.rules.evaluate(snapshot, self._clock()))
+            events: list[Any] = []
+            if evaluation.engine is not None:
+                events = evaluation.engine.observe(states)
+            self.ticks += 1
+            return events
+        except Exception:
+            self.failures += 1
+            warn_limited("evaluation-tick", "otelpipe evaluation tick failed", area="evaluation")
+            _log.debug("evaluation tick failed", exc_info=True)
+            return []
+        finally:
+            self.last_tick_s = time.perf_counter() - started
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="otelpipe-evaluation", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.tick()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop ticking, then close components (notifiers get their flush timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self.evaluation.close()
+
+    def _after_fork_in_child(self) -> None:
+        if self._thread is None or self._rebuild is None:
+            return  # the parent never started the loop; nothing to carry over
+        try:
+            self._stop = threading.Event()
+            self._thread = None
+            self.evaluation = self._rebuild()
+            self.start()
+        except Exception:
+            _log.warning("otelpipe evaluation could not restart in a forked worker", exc_info=True)
