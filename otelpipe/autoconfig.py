@@ -62,7 +62,9 @@ class OtelpipeConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
             from otelpipe.config import ConfigError
 
             if isinstance(exc, ConfigError):
-                raise  # strict mode asked for a fatal error
+                # OTELPIPE_STRICT=true asked for a fatal error; opentelemetry-instrument swallows
+                # exceptions from configurators, so exit the way a bad command line would.
+                raise SystemExit(f"otelpipe: configuration error: {exc}") from exc
             # otelpipe must not cost the app its telemetry: fall back to the stock SDK setup.
             _log.error("otelpipe failed to configure; using the stock SDK setup", exc_info=True)
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]

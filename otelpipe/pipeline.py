@@ -11,7 +11,6 @@ store → (metric readers | SLO windows → incident engine → notifiers).
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import re
 import threading
@@ -396,4 +395,3 @@ def _reset_for_tests() -> None:
         _current = None
 
 
-logging.getLogger("otelpipe").addHandler(logging.NullHandler())

@@ -66,8 +66,9 @@ def wait_until() -> Callable[..., bool]:
 class InstrumentedApp:
     """A subprocess running tests/e2e/flask_app.py (or another script) under `opentelemetry-instrument`."""
 
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, startup: str = "") -> None:
         self.proc = proc
+        self.startup = startup
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
 
@@ -87,7 +88,7 @@ class InstrumentedApp:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()
-        return out
+        return self.startup + (out or "")
 
 
 def _otlp_env(sink: OTLPSink, protocol: str = "grpc", **extra: str) -> dict[str, str]:
@@ -139,7 +140,7 @@ def instrumented_app(tmp_path: Path) -> Iterator[Callable[..., InstrumentedApp]]
                 break
             lines.append(line)
             if line.startswith("READY "):
-                app = InstrumentedApp(proc, int(line.split()[1]))
+                app = InstrumentedApp(proc, int(line.split()[1]), "".join(lines))
                 started.append(app)
                 return app
         proc.kill()

@@ -1,0 +1,609 @@
+"""RED (rate, errors, duration) pre-aggregation of finished spans, cheap enough for 100 % of spans.
+
+`REDSpanProcessor.on_end` turns a span into a flat tuple of plain values and adds it to a
+`REDStore` under one short lock: a dict lookup, a bisect and a few integer adds. No SDK metrics
+API call and no attribute-dict allocation happens per span; everything costly (decoding keys into
+dimension names, seconds, hex ids) is deferred to `REDStore.snapshot()`, which readers call a few
+times a minute.
+
+Error rule (as the Collector's spanmetrics plus the HTTP semantic conventions): a span counts as an
+error when its status is ERROR, or when it is a SERVER span whose status is UNSET and whose
+`http.response.status_code` (or legacy `http.status_code`) is >= 500. Its `status.code` dimension
+then holds `STATUS_CODE_ERROR`, so the error ratio is a plain label filter.
+
+Fork safety: the store re-initialises itself in a forked child (fresh lock, no series, new start
+time), so each prefork worker reports only its own spans and never inherits a lock held mid-update.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind
+from otelpipe.processors.red_snapshot import (
+    HTTP_METHOD,
+    HTTP_ROUTE,
+    HTTP_STATUS,
+    OVERFLOW,
+    SERVICE_NAME,
+    SPAN_KIND,
+    SPAN_NAME,
+    STATUS_CODE,
+    STATUS_ERROR,
+    AttributeValue,
+    ExemplarRef,
+    REDSnapshot,
+    SeriesStats,
+)
+
+__all__ = [
+    "DEFAULT_BOUNDARIES",
+    "DEFAULT_DIMENSIONS",
+    "DEFAULT_SPAN_KINDS",
+    "LEGACY_ATTRIBUTE_NAMES",
+    "REDSpanProcessor",
+    "REDStore",
+    "validate_boundaries",
+]
+
+_logger = logging.getLogger("otelpipe.red")
+
+# Semantic-convention boundaries of `http.server.request.duration`, in seconds.
+DEFAULT_BOUNDARIES: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+
+# Extra dimensions read from span attributes (then resource attributes) when present.
+DEFAULT_DIMENSIONS: tuple[str, ...] = (
+    HTTP_METHOD,
+    HTTP_ROUTE,
+    HTTP_STATUS,
+    "rpc.service",
+    "rpc.method",
+    "db.system",
+)
+
+# Older semantic-convention names still emitted by default by the 0.66 contrib instrumentations
+# (Flask, requests and SQLAlchemy use them unless OTEL_SEMCONV_STABILITY_OPT_IN says otherwise).
+LEGACY_ATTRIBUTE_NAMES: Mapping[str, str] = {
+    HTTP_METHOD: "http.method",
+    HTTP_STATUS: "http.status_code",
+    "db.system": "db.system.name",
+    "server.address": "net.peer.name",
+}
+
+# Attribute names looked up per span with the default dimensions (each name, then its legacy one).
+_DEFAULT_ATTRIBUTE_KEYS = (
+    HTTP_METHOD,
+    "http.method",
+    HTTP_ROUTE,
+    HTTP_STATUS,
+    "http.status_code",
+    "rpc.service",
+    "rpc.method",
+    "db.system",
+    "db.system.name",
+)
+
+DEFAULT_SPAN_KINDS: frozenset[SpanKind] = frozenset(
+    {SpanKind.SERVER, SpanKind.CONSUMER, SpanKind.CLIENT, SpanKind.PRODUCER}
+)
+
+_CORE_DIMENSIONS = (SERVICE_NAME, SPAN_NAME, SPAN_KIND, STATUS_CODE)
+
+# Indexed by SpanKind._value_ / StatusCode._value_: keys hold small ints, never enums (whose
+# hash is a Python-level call).
+_KIND_NAMES = tuple(f"SPAN_KIND_{kind.name}" for kind in sorted(SpanKind, key=lambda kind: int(kind.value)))
+_STATUS_NAMES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", STATUS_ERROR)
+_UNSET, _OK, _ERROR = 0, 1, 2
+_SERVER = int(SpanKind.SERVER.value)
+_CLIENT = int(SpanKind.CLIENT.value)
+_PRODUCER = int(SpanKind.PRODUCER.value)
+
+# Series layout (a list, mutated in place under the store lock).
+_CALLS, _SUM, _MIN, _MAX, _BUCKETS, _LAST, _LAST_ERROR = range(7)
+_NO_MIN = 1 << 62
+
+_OVERFLOW_KEY: tuple[Any, ...] = ("\x00otel.metric.overflow",)
+_UNKNOWN_SERVICE = "unknown_service"
+_EDGE_ATTRIBUTES = ("peer.service", "server.address", "net.peer.name", "db.system", "db.system.name")
+_MESSAGING_SYSTEM = "messaging.system"
+
+_LOG_INTERVAL_S = 60.0
+
+
+def validate_boundaries(boundaries: Iterable[float]) -> tuple[float, ...]:
+    """Return `boundaries` as a tuple, or raise ValueError unless they are sorted, positive, unique.
+
+    Checked once at construction so that a bad `OTELPIPE_RED_BUCKETS` fails at start-up, not as
+    silently misplaced counts.
+    """
+    values = tuple(float(value) for value in boundaries)
+    if not values:
+        raise ValueError("histogram boundaries must not be empty")
+    for value in values:
+        if not 0 < value < float("inf"):  # also rejects NaN
+            raise ValueError(f"histogram boundary {value!r} must be a positive finite number of seconds")
+    for low, high in itertools.pairwise(values):
+        if not low < high:
+            raise ValueError(f"histogram boundaries must be strictly increasing, got {low!r} before {high!r}")
+    return values
+
+
+def _plain(value: object) -> AttributeValue:
+    """An exportable attribute value: primitives as they are, anything else as its string."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, tuple | list):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def _new_series(bucket_count: int) -> list[Any]:
+    return [0, 0, _NO_MIN, -1, [0] * bucket_count, [None] * bucket_count, [None] * bucket_count]
+
+
+class _RateLimitedLog:
+    """Logs at most once per interval per message, so a broken span stream cannot flood the log."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(message, -_LOG_INTERVAL_S) >= _LOG_INTERVAL_S:
+            self._last[message] = now
+            _logger.warning(message, *args)
+
+
+class REDStore:
+    """Cumulative RED figures per dimension combination, bounded by a cardinality limit.
+
+    Written by `REDSpanProcessor` on the span path, read through `snapshot()` by metric readers,
+    SLO windows and incident evidence. Memory is O(series x buckets): at most `cardinality_limit`
+    span series plus one overflow series, and the same for service-graph edges.
+    """
+
+    def __init__(
+        self,
+        boundaries: Sequence[float] = DEFAULT_BOUNDARIES,
+        *,
+        cardinality_limit: int = 2000,
+        dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
+        exclude_dimensions: Sequence[str] = (),
+        exemplars: bool = True,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """Create an empty store.
+
+        `dimensions` are the attribute names added to the four core dimensions (service.name,
+        span.name, span.kind, status.code) when a span or its resource carries them;
+        `exclude_dimensions` removes any dimension, core ones included. `clock` returns Unix
+        nanoseconds (start and snapshot times; injectable for tests).
+        """
+        if cardinality_limit < 1:
+            raise ValueError(f"cardinality_limit must be >= 1, got {cardinality_limit!r}")
+        self.boundaries = validate_boundaries(boundaries)
+        self.cardinality_limit = cardinality_limit
+        self.exemplars = exemplars
+        self._clock = clock
+        excluded = frozenset(exclude_dimensions)
+        self._core_kept = tuple(name not in excluded for name in _CORE_DIMENSIONS)
+        extra = [name for name in dict.fromkeys(dimensions) if name not in excluded]
+        extra = [name for name in extra if name not in _CORE_DIMENSIONS]
+        self.dimensions: tuple[str, ...] = tuple(extra)
+        # Attribute names read per span: each dimension, then its legacy spelling if it has one.
+        lookup: list[str] = []
+        self._dimension_slots: list[tuple[str, tuple[int, ...]]] = []
+        for name in extra:
+            slots = [len(lookup)]
+            lookup.append(name)
+            legacy = LEGACY_ATTRIBUTE_NAMES.get(name)
+            if legacy is not None:
+                slots.append(len(lookup))
+                lookup.append(legacy)
+            self._dimension_slots.append((name, tuple(slots)))
+        self._attribute_keys: tuple[str, ...] = tuple(lookup)
+        self._bounds_ns = [round(bound * 1e9) for bound in self.boundaries]
+        self._log = _RateLimitedLog()
+        self._reset()
+        weak_reset = weakref.WeakMethod(self._reset)
+
+        def _after_fork_in_child() -> None:
+            reset = weak_reset()
+            if reset is not None:
+                reset()
+
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    def _reset(self) -> None:
+        """Start empty: at construction and in a forked child (whose lock may be held by a dead thread)."""
+        self._lock = threading.Lock()
+        self._series: dict[tuple[Any, ...], list[Any]] = {}
+        self._edges: dict[tuple[Any, ...], list[Any]] = {}
+        # Read in one go by on_end: bound lock methods (explicit acquire/release is measurably
+        # cheaper than `with`), the series table and the bucket bounds.
+        self._hot = (self._lock.acquire, self._lock.release, self._series, self._bounds_ns)
+        self._overflow_spans = 0
+        self._skipped_spans = 0
+        # Per distinct resource: (service.name, value of each attribute key or None). Span keys hold
+        # the index, so hashing a key never re-hashes resource values.
+        self._origins: list[tuple[Any, ...]] = []
+        self._resource_cache: tuple[object, int] = (object(), -1)
+        self.start_time_unix_nano = self._clock()
+
+    # -- span path helpers, called by REDSpanProcessor (same module) --
+
+    def _resource_index(self, resource: Any) -> int:
+        """Index in `_origins` of this resource's service name and dimension values (cached)."""
+        attributes: Mapping[str, Any]
+        try:
+            attributes = resource.attributes or {}
+        except Exception:  # a resource we cannot read still gets counted
+            attributes = {}
+        service = attributes.get(SERVICE_NAME)
+        origin = (
+            service if isinstance(service, str) else _UNKNOWN_SERVICE,
+            *(_hashable(attributes.get(name)) for name in self._attribute_keys),
+        )
+        with self._lock:
+            try:
+                index = self._origins.index(origin)
+            except ValueError:
+                index = len(self._origins)
+                self._origins.append(origin)
+        self._resource_cache = (resource, index)
+        return index
+
+    def _admit(self, table: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...]) -> list[Any]:
+        """Series for a key not yet in `table` (lock held): a new one, or the overflow series."""
+        if len(table) < self.cardinality_limit and _OVERFLOW_KEY not in table:
+            series = table[key] = _new_series(len(self._bounds_ns) + 1)
+            return series
+        if table is self._series:
+            self._overflow_spans += 1
+        overflow = table.get(_OVERFLOW_KEY)
+        if overflow is None:
+            self._log.warning(
+                "RED cardinality limit %d reached; further series fold into otel.metric.overflow",
+                self.cardinality_limit,
+            )
+            overflow = table[_OVERFLOW_KEY] = _new_series(len(self._bounds_ns) + 1)
+        return overflow
+
+    def _skip(self, reason: str) -> None:
+        with self._lock:
+            self._skipped_spans += 1
+        self._log.warning("RED skipped a span: %s", reason)
+
+    # -- read side --
+
+    def snapshot(self) -> REDSnapshot:
+        """Copy every series under the lock, then decode names, seconds and hex ids outside it."""
+        with self._lock:
+            now = self._clock()
+            start = self.start_time_unix_nano
+            raw_series = [(key, _copy(series)) for key, series in self._series.items()]
+            raw_edges = [(key, _copy(series)) for key, series in self._edges.items()]
+            overflow_spans = self._overflow_spans
+            skipped = self._skipped_spans
+        series = _merge(self._decode_series(key, data, start) for key, data in raw_series)
+        edges = _merge(self._decode_edge(key, data, start) for key, data in raw_edges)
+        return REDSnapshot(
+            boundaries=self.boundaries,
+            series=series,
+            time_unix_nano=now,
+            overflow_spans=overflow_spans,
+            skipped_spans=skipped,
+            edges=edges,
+        )
+
+    def _decode_series(self, key: tuple[Any, ...], data: list[Any], start: int) -> SeriesStats | None:
+        if data[_CALLS] == 0:
+            return None
+        if key == _OVERFLOW_KEY:
+            return _stats({OVERFLOW: True}, data, start, error=False)
+        head, name, *values = key
+        origin, kind_status = divmod(head, 16)
+        kind, status = divmod(kind_status, 3)
+        resource = self._origins[origin]
+        attributes: dict[str, AttributeValue] = {}
+        core = (resource[0], name, _KIND_NAMES[kind], _STATUS_NAMES[status])
+        for dimension, kept, value in zip(_CORE_DIMENSIONS, self._core_kept, core, strict=True):
+            if kept:
+                attributes[dimension] = _plain(value)
+        for dimension, slots in self._dimension_slots:
+            value = next((values[slot] for slot in slots if values[slot] is not None), None)
+            if value is None:
+                value = next((resource[slot + 1] for slot in slots if resource[slot + 1] is not None), None)
+            if value is not None:
+                attributes[dimension] = _plain(value)
+        return _stats(attributes, data, start, error=status == _ERROR)
+
+    @staticmethod
+    def _decode_edge(key: tuple[Any, ...], data: list[Any], start: int) -> SeriesStats | None:
+        if data[_CALLS] == 0:
+            return None
+        if key == _OVERFLOW_KEY:
+            return _stats({OVERFLOW: True}, data, start, error=False)
+        client, server, connection_type, failed = key
+        attributes: dict[str, AttributeValue] = {"client": client, "server": _plain(server)}
+        if connection_type:
+            attributes["connection_type"] = connection_type
+        attributes["failed"] = failed
+        return _stats(attributes, data, start, error=failed)
+
+
+def _hashable(value: object) -> object:
+    try:
+        hash(value)
+    except TypeError:
+        return str(value)
+    return value
+
+
+def _copy(series: list[Any]) -> list[Any]:
+    return [
+        series[_CALLS],
+        series[_SUM],
+        series[_MIN],
+        series[_MAX],
+        list(series[_BUCKETS]),
+        list(series[_LAST]),
+        list(series[_LAST_ERROR]),
+    ]
+
+
+def _exemplar(entry: Any, error: bool) -> ExemplarRef:
+    context, duration_ns, end_ns = entry
+    return ExemplarRef(
+        trace_id=f"{context[0]:032x}",
+        span_id=f"{context[1]:016x}",
+        value=duration_ns / 1e9,
+        time_unix_nano=end_ns,
+        sampled=bool(context[3] & 1),
+        error=error,
+    )
+
+
+def _stats(attributes: dict[str, AttributeValue], data: list[Any], start: int, *, error: bool) -> SeriesStats:
+    exemplars = [_exemplar(entry, error) for entry in data[_LAST] if entry is not None]
+    exemplars += [_exemplar(entry, True) for entry in data[_LAST_ERROR] if entry is not None]
+    calls = data[_CALLS]
+    return SeriesStats(
+        attributes=attributes,
+        calls=calls,
+        errors=calls if error else 0,
+        bucket_counts=tuple(data[_BUCKETS]),
+        sum=data[_SUM] / 1e9,
+        min=data[_MIN] / 1e9,
+        max=data[_MAX] / 1e9,
+        start_time_unix_nano=start,
+        exemplars=tuple(exemplars),
+    )
+
+
+def _merge(items: Iterable[SeriesStats | None]) -> tuple[SeriesStats, ...]:
+    """Fold series whose decoded attributes coincide (legacy vs new names, excluded dimensions)."""
+    merged: dict[tuple[tuple[str, AttributeValue], ...], SeriesStats] = {}
+    for stats in items:
+        if stats is None:
+            continue
+        identity = tuple(sorted(stats.attributes.items(), key=lambda item: item[0]))
+        known = merged.get(identity)
+        if known is None:
+            merged[identity] = stats
+            continue
+        merged[identity] = SeriesStats(
+            attributes=known.attributes,
+            calls=known.calls + stats.calls,
+            errors=known.errors + stats.errors,
+            bucket_counts=tuple(a + b for a, b in zip(known.bucket_counts, stats.bucket_counts, strict=True)),
+            sum=known.sum + stats.sum,
+            min=min(known.min, stats.min),
+            max=max(known.max, stats.max),
+            start_time_unix_nano=min(known.start_time_unix_nano, stats.start_time_unix_nano),
+            exemplars=known.exemplars + stats.exemplars,
+        )
+    return tuple(merged.values())
+
+
+class REDSpanProcessor(SpanProcessor):
+    """Feeds every finished span of the selected kinds into a `REDStore`; never raises.
+
+    Register it on the TracerProvider (with `RecordUnsampledSampler` the counts are exact whatever
+    the trace sampling rate), and export the store with `otelpipe.processors.red_metrics`.
+    """
+
+    def __init__(
+        self,
+        store: REDStore,
+        *,
+        span_kinds: Iterable[SpanKind] = DEFAULT_SPAN_KINDS,
+        service_graph: bool = True,
+    ) -> None:
+        """`span_kinds` selects which spans count (INTERNAL is off by default, as it is noise for
+        RED); `service_graph` adds client→server edges for CLIENT and PRODUCER spans."""
+        self.store = store
+        kinds = {int(kind.value) for kind in span_kinds}
+        self._kind_enabled = tuple(value in kinds for value in range(len(_KIND_NAMES)))
+        self._service_graph = service_graph
+        self._exemplar_mask = 1 if store.exemplars else 0
+        self._default_layout = store._attribute_keys == _DEFAULT_ATTRIBUTE_KEYS
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing to do at start: RED needs the finished span."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Count the span; the hot path reads each span field once and keys on plain values."""
+        try:
+            kind = span._kind._value_
+            if not self._kind_enabled[kind]:
+                return
+            store = self.store
+            end = span._end_time
+            duration = end - span._start_time  # type: ignore[operator]
+            if duration < 0:
+                store._skip("end time before start time")
+                return
+            attributes = span._attributes
+            # dict.get straight on the SDK's storage: the public property builds a mappingproxy.
+            get = attributes._dict.get if type(attributes) is BoundedAttributes else _fallback_get(attributes)
+            status = span._status._status_code._value_
+            code = get("http.response.status_code")
+            legacy_code = get("http.status_code")
+            if status == _UNSET and kind == _SERVER:  # the 5xx rule, int fast path inline
+                code_value = code if code is not None else legacy_code
+                if type(code_value) is int:
+                    if code_value >= 500:
+                        status = _ERROR
+                elif code_value is not None and _is_server_error_code(code_value):
+                    status = _ERROR
+            resource = span._resource
+            cache = store._resource_cache
+            origin = cache[1] if cache[0] is resource else store._resource_index(resource)
+            # One int for origin, kind and status: fewer tuple elements to hash per span.
+            head = origin * 16 + kind * 3 + status
+            if self._default_layout:  # spelled out: twice as fast as *map(get, keys)
+                key: tuple[Any, ...] = (
+                    head,
+                    span._name,
+                    get("http.request.method"),
+                    get("http.method"),
+                    get("http.route"),
+                    code,
+                    legacy_code,
+                    get("rpc.service"),
+                    get("rpc.method"),
+                    get("db.system"),
+                    get("db.system.name"),
+                )
+            else:
+                key = (head, span._name, *map(get, store._attribute_keys))
+            acquire, release, table, bounds = store._hot
+            bucket = bisect_left(bounds, duration)
+            context: Any = span._context
+            if context is None:
+                context = INVALID_SPAN_CONTEXT
+            sampled = context[3] & self._exemplar_mask  # trace flags: sampled bit
+            acquire()
+            try:
+                series = table.get(key)
+                if series is None:
+                    series = store._admit(table, key)
+                series[0] += 1
+                series[1] += duration
+                if duration < series[2]:  # noqa: PLR1730  # cheaper than min()/max()
+                    series[2] = duration
+                if duration > series[3]:  # noqa: PLR1730  # cheaper than min()/max()
+                    series[3] = duration
+                series[4][bucket] += 1
+                if sampled:  # its trace will exist in the backend
+                    series[5][bucket] = (context, duration, end)
+                if status == _ERROR and self._exemplar_mask and context[5]:  # is_valid
+                    series[6][bucket] = (context, duration, end)
+            finally:
+                release()
+            if self._service_graph and kind in (_CLIENT, _PRODUCER):
+                client = store._origins[origin][0]
+                entry = (context, duration, end) if sampled else None
+                self._record_edge(store, client, kind, status, get, duration, bucket, entry)
+        except Exception as error:  # never hurt the host app
+            self._on_bad_span(error)
+
+    def _on_bad_span(self, error: Exception) -> None:
+        try:
+            # The type only: an exception message may quote attribute values (user data).
+            self.store._skip(f"unexpected span data ({type(error).__name__})")
+        except Exception:  # logging or the lock failing must not reach the app either
+            return
+
+    @staticmethod
+    def _record_edge(
+        store: REDStore,
+        client: str,
+        kind: int,
+        status: int,
+        get: Callable[[str], Any],
+        duration: int,
+        bucket: int,
+        sampled_entry: Any,
+    ) -> None:
+        peer, address, legacy_address, db_system, db_system_name = map(get, _EDGE_ATTRIBUTES)
+        database = db_system or db_system_name
+        server = peer or address or legacy_address or database
+        if server is None:
+            return
+        if database is not None:
+            connection_type = "database"
+        elif kind == _PRODUCER or get(_MESSAGING_SYSTEM) is not None:
+            connection_type = "messaging_system"
+        else:
+            connection_type = ""
+        key = (client, _hashable(server), connection_type, status == _ERROR)
+        with store._lock:
+            edge = store._edges.get(key)
+            if edge is None:
+                edge = store._admit(store._edges, key)
+            edge[0] += 1
+            edge[1] += duration
+            if duration < edge[2]:  # noqa: PLR1730  # cheaper than min()/max()
+                edge[2] = duration
+            if duration > edge[3]:  # noqa: PLR1730  # cheaper than min()/max()
+                edge[3] = duration
+            edge[4][bucket] += 1
+            if sampled_entry is not None:
+                edge[5][bucket] = sampled_entry
+
+    def shutdown(self) -> None:
+        """Nothing to release: the store lives as long as its readers need it."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Always flushed: every span is in the store as soon as on_end returns."""
+        return True
+
+
+def _is_server_error_code(code: object) -> bool:
+    """Whether a non-int status code attribute ("503", 503.0, ...) means a 5xx response."""
+    try:
+        return int(cast(Any, code)) >= 500
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _fallback_get(attributes: object) -> Callable[[str], Any]:
+    """`get` for attributes that are not the SDK's BoundedAttributes (hand-built ReadableSpans)."""
+    if attributes is None:
+        return _no_attributes
+    if isinstance(attributes, Mapping):
+        return {key: _hashable(value) for key, value in attributes.items()}.get
+    return _no_attributes
+
+
+def _no_attributes(_name: str) -> None:
+    return None

@@ -1,0 +1,127 @@
+"""Auto-instrumentation modes: exact RED under 1 % sampling, Prometheus /metrics, coexistence with
+opentelemetry-distro, lenient and strict handling of bad configuration."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+pytestmark = pytest.mark.integration
+
+E2E_APP = Path(__file__).with_name("flask_app.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _latest_calls(sink) -> int:
+    """Sum of the latest cumulative traces.span.metrics.calls points of SERVER spans."""
+    latest: dict[tuple, int] = {}
+    for received in sink.store.received("metrics"):
+        assert isinstance(received.request, ExportMetricsServiceRequest)
+        for rm in received.request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name != "traces.span.metrics.calls":
+                        continue
+                    for point in metric.sum.data_points:
+                        attrs = tuple(sorted((kv.key, kv.value.string_value) for kv in point.attributes))
+                        if ("span.kind", "SPAN_KIND_SERVER") in attrs:
+                            latest[attrs] = point.as_int
+    return sum(latest.values())
+
+
+def _exported_server_spans(sink) -> int:
+    count = 0
+    for received in sink.store.received("traces"):
+        for rs in received.request.resource_spans:
+            for ss in rs.scope_spans:
+                count += sum(1 for span in ss.spans if span.name.startswith("GET /hello"))
+    return count
+
+
+def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
+    sink, otlp_env, instrumented_app, wait_until
+):
+    prom_port = _free_port()
+    env = otlp_env(
+        sink,
+        OTEL_TRACES_SAMPLER="traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.01",
+        OTEL_METRICS_EXPORTER="otlp,prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(prom_port),
+    )
+    app = instrumented_app(env)
+    requests = 400
+    assert all(app.get(f"/hello/u{i}") == 200 for i in range(requests))
+    assert wait_until(lambda: _latest_calls(sink) == requests, timeout=20), _latest_calls(sink)
+    with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    scraped = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("traces_span_metrics_calls_total{") and 'span_kind="SPAN_KIND_SERVER"' in line
+    )
+    assert scraped == requests
+    assert "traces_span_metrics_duration_seconds_bucket{" in text
+    app.stop()
+    exported = _exported_server_spans(sink)
+    assert 0 <= exported <= 20, f"about 1 % of {requests} spans should be exported, got {exported}"
+    assert _latest_calls(sink) == requests
+
+
+@pytest.mark.parametrize(
+    ("configurator", "expect_red"),
+    [("otelpipe", True), ("configurator", False)],
+    ids=["otelpipe-configurator", "stock-distro-configurator"],
+)
+def test_coexists_with_opentelemetry_distro(
+    configurator, expect_red, sink, otlp_env, instrumented_app, wait_until
+):
+    # opentelemetry-distro is installed in the test environment: pick its distro and choose the configurator.
+    env = otlp_env(sink, OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR=configurator)
+    app = instrumented_app(env)
+    assert [app.get(f"/hello/x{i}") for i in range(3)] == [200, 200, 200]
+    assert wait_until(lambda: _exported_server_spans(sink) == 3)
+    if expect_red:
+        assert wait_until(lambda: _latest_calls(sink) == 3)
+    else:
+        app.stop()
+        assert _latest_calls(sink) == 0  # the stock configurator has no RED processor
+
+
+def test_bad_configuration_is_logged_and_the_app_still_starts(sink, otlp_env, instrumented_app, wait_until):
+    env = otlp_env(sink, OTELPIPE_RED_BUCKETS="10,1", OTELPIPE_SLO_INTERVAL="often")
+    app = instrumented_app(env)
+    assert app.get("/hello/still-up") == 200
+    assert wait_until(lambda: _latest_calls(sink) == 1)
+    output = app.stop()
+    assert "OTELPIPE_RED_BUCKETS='10,1' is invalid" in output
+    assert output.count("OTELPIPE_SLO_INTERVAL='often' is invalid") == 1
+
+
+def test_strict_mode_makes_bad_configuration_fatal(sink, otlp_env, tmp_path):
+    env = otlp_env(sink, OTELPIPE_STRICT="true", OTELPIPE_RED_CARDINALITY_LIMIT="many")
+    instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    result = subprocess.run(
+        [instrument, sys.executable, str(E2E_APP)],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "READY" not in result.stdout
+    assert "OTELPIPE_RED_CARDINALITY_LIMIT='many' is invalid: expected an integer >= 1" in result.stderr
