@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -26,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument(
             "--state-dir",
-            required=True,
-            help=f"directory holding {FILENAME} (OTELPIPE_STATE_DIR of the application)",
+            default=os.environ.get("OTELPIPE_STATE_DIR") or None,
+            required=not os.environ.get("OTELPIPE_STATE_DIR"),
+            help=f"directory holding {FILENAME} (default: $OTELPIPE_STATE_DIR)",
         )
         sub.add_argument("--since", help="only incidents opened within this duration, e.g. 7d")
         sub.add_argument("--json", action="store_true", help="machine-readable output")

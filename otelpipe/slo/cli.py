@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import time
@@ -27,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     commands = slo.add_subparsers(dest="slo_command", required=True)
 
     status = commands.add_parser("status", help="table of SLOs from the persisted state")
-    status.add_argument("--state-dir", help=f"directory holding {STATE_FILE_NAME} (OTELPIPE_STATE_DIR)")
+    status.add_argument(
+        "--state-dir",
+        default=os.environ.get("OTELPIPE_STATE_DIR") or None,
+        help=f"directory holding {STATE_FILE_NAME} (default: $OTELPIPE_STATE_DIR)",
+    )
     status.add_argument("--spec", help="spec file: recompute figures for now from the saved windows")
     status.set_defaults(func=_status)
 
