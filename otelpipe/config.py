@@ -175,15 +175,20 @@ class Variable(Generic[T]):
     parse: Callable[[str], T]
     meaning: str
     secret: bool = False
+    shown_default: str | None = None  # how a user would write the default, when str() is not it
 
     @property
     def default_text(self) -> str:
         """The default as a user would type it."""
+        if self.shown_default is not None:
+            return self.shown_default
         if self.default is None:
             return "(unset)"
         if isinstance(self.default, bool):
             return "true" if self.default else "false"
         if isinstance(self.default, tuple):
+            if not self.default:
+                return "(none)"
             return ",".join(_format_number(v) if isinstance(v, float) else str(v) for v in self.default)
         if isinstance(self.default, float):
             return _format_number(self.default)
@@ -282,7 +287,9 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "Extra regular expressions whose matches are masked (separated by ';;').",
     ),
     Variable("OTELPIPE_SLO_FILE", None, _optional(_parse_path), "YAML file with SLOs and threshold rules."),
-    Variable("OTELPIPE_SLO_INTERVAL", 10.0, parse_duration, "SLO evaluation tick, e.g. 10s."),
+    Variable(
+        "OTELPIPE_SLO_INTERVAL", 10.0, parse_duration, "SLO evaluation tick, e.g. 10s.", shown_default="10s"
+    ),
     Variable(
         "OTELPIPE_SLO_TIME_SCALE",
         1.0,
@@ -294,12 +301,14 @@ VARIABLES: tuple[Variable[Any], ...] = (
         300.0,
         parse_duration,
         "How long a condition must stay clear before its incident resolves (flap suppression).",
+        shown_default="5m",
     ),
     Variable(
         "OTELPIPE_INCIDENT_RENOTIFY",
         14400.0,
         parse_duration,
         "Re-notify interval for a long-running incident.",
+        shown_default="4h",
     ),
     Variable(
         "OTELPIPE_TRACE_URL_TEMPLATE",
@@ -345,7 +354,13 @@ VARIABLES: tuple[Variable[Any], ...] = (
         _parse_bool,
         "Also print incident transitions to stderr (the demo does).",
     ),
-    Variable("OTELPIPE_NOTIFY_TIMEOUT", 5.0, parse_duration, "Timeout of one notifier HTTP call."),
+    Variable(
+        "OTELPIPE_NOTIFY_TIMEOUT",
+        5.0,
+        parse_duration,
+        "Timeout of one notifier HTTP call.",
+        shown_default="5s",
+    ),
     Variable(
         "OTELPIPE_NOTIFY_QUEUE_SIZE",
         1000,
@@ -357,6 +372,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
         5.0,
         parse_duration,
         "Upper bound on flushing telemetry at exit, so a dead collector cannot stall a deploy.",
+        shown_default="5s",
     ),
 )
 VARIABLES_BY_NAME: Mapping[str, Variable[Any]] = {v.name: v for v in VARIABLES}
@@ -552,6 +568,14 @@ def _build(v: Mapping[str, Any]) -> Settings:
             shutdown_timeout_s=v["OTELPIPE_SHUTDOWN_TIMEOUT"],
         ),
     )
+
+
+def markdown_table() -> str:
+    """The README's environment-variable table (a test keeps the README equal to this)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{v.name}` | `{v.default_text}` | {v.meaning} |" for v in VARIABLES]
+    rows += [f"| `{name}` | SDK default | {meaning} |" for name, meaning in OTEL_VARIABLES]
+    return "\n".join(rows)
 
 
 def service_name(environ: Mapping[str, str] | None = None) -> str:
