@@ -194,3 +194,4 @@ class DemoView:
         console.print(table)
         for event in result.incidents:
             console.print("incident " + _incident_line(event))
+        console.print(_log_panel(result.log_lines))

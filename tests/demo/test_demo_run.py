@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,4 +47,30 @@ def test_demo_opens_and_resolves_an_incident_and_leaves_nothing_behind(tmp_path)
     # the two services (started in their own process groups) did not outlive the demo
     pids = [int(m) for m in re.findall(r"\(pid (\d+)\)", out)]
     assert len(pids) == 2
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def test_ctrl_c_stops_the_demo_and_its_services(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env["COLUMNS"] = "200"
+    exe = str(Path(sys.executable).with_name("otelpipe"))
+    proc = subprocess.Popen(
+        [exe, "demo", "--duration", "60", "--rps", "5"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = ""
+    while "(pid" not in first:
+        line = proc.stdout.readline()
+        assert line, "demo exited before starting its services"
+        first += line
+    pids = [int(m) for m in re.findall(r"\(pid (\d+)\)", first)]
+    assert len(pids) == 2 and all(Path(f"/proc/{pid}").exists() for pid in pids)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert "demo summary" in out
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
