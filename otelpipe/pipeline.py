@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class Pipeline:
         if self._shut:
             return
         self._shut = True
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            # The SDK's own atexit hooks would rerun the unbounded shutdown after this one times out.
+            atexit.unregister(getattr(provider, "shutdown", _no_shutdown))
         for close in reversed(self._closers):
             try:
                 close()
@@ -103,6 +107,10 @@ class Pipeline:
                 "pending data is dropped so the process can exit",
                 self.settings.export.shutdown_timeout_s,
             )
+
+
+def _no_shutdown() -> None:
+    """Placeholder for a provider without `shutdown` (nothing to unregister)."""
 
 
 def _report_errors(loaded: LoadedSettings) -> None:
@@ -157,6 +165,11 @@ def flask_instrumentor_kwargs() -> dict[str, Any]:
 
     return {"request_hook": flask_request_hook, "response_hook": flask_response_hook}
 
+
+_SDK_DEFAULTS = {
+    "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "16384",
+}
 
 _SPAN_KINDS = {
     "server": SpanKind.SERVER,
@@ -235,6 +248,11 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
         sampler = RecordUnsampledSampler(sampler)
 
+    # SDK defaults otelpipe changes, unless the user set them: count what the batch processors drop
+    # (otel.sdk.processor.*.processed{error.type=queue_full}), and cap attribute values so one huge
+    # value cannot push a batch past the 4 MiB gRPC message limit and lose the whole batch.
+    for variable, value in _SDK_DEFAULTS.items():
+        os.environ.setdefault(variable, value)
     # Like the distros: OTLP for every signal unless OTEL_*_EXPORTER says otherwise.
     for signal, variable in (
         ("trace", "OTEL_TRACES_EXPORTER"),
@@ -349,8 +367,15 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         evaluation = Evaluation()
         slo_state = incident_store = None
         if persistent and settings.state_dir:
-            slo_state = SLOStateStore(settings.state_dir)
-            incident_store = IncidentStore(settings.state_dir)
+            try:
+                slo_state = SLOStateStore(settings.state_dir)
+                incident_store = IncidentStore(settings.state_dir)
+            except (OSError, sqlite3.Error) as exc:
+                error = ConfigError("OTELPIPE_STATE_DIR", settings.state_dir, f"a writable directory ({exc})")
+                if settings.strict:
+                    raise error from None
+                _log.error("otelpipe configuration: %s; SLO windows and incidents are kept in memory", error)
+                slo_state = incident_store = None
         evaluation.evaluator = SLOEvaluator(
             spec, boundaries=store.boundaries, state=slo_state, time_scale=settings.slo.time_scale
         )
@@ -393,5 +418,3 @@ def _reset_for_tests() -> None:
     global _current
     with _lock:
         _current = None
-
-

@@ -19,6 +19,40 @@ _logger = logging.getLogger("otelpipe.logs")
 
 # Stdlib-record copies of what OTLP carries natively (trace/span ids, flags, resource).
 _DUPLICATES = CORRELATION_FIELDS - {"request_id"}
+# Nesting levels kept in a structured log body (protobuf's decoder stops at 100 nested messages,
+# and each level costs about three).
+_MAX_BODY_DEPTH = 16
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _valid_utf8(text: str) -> str:
+    """`text`, with lone surrogates (undecodable bytes from surrogateescape) spelled as escapes.
+
+    The OTLP encoder cannot serialise them, and one such body fails the export of its whole batch.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _encodable(value: Any, depth: int) -> Any:
+    """A structured body the OTLP encoder can serialise: valid UTF-8, at most `_MAX_BODY_DEPTH` deep.
+
+    Deeper parts become their text; protobuf refuses deeper nesting, failing the whole batch.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else _valid_utf8(value)
+    if isinstance(value, (Mapping, list, tuple)):
+        if depth >= _MAX_BODY_DEPTH:
+            return _valid_utf8(str(value))
+        if isinstance(value, Mapping):
+            return {_valid_utf8(str(k)): _encodable(v, depth + 1) for k, v in value.items()}
+        return [_encodable(item, depth + 1) for item in value]
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        return str(value)  # OTLP ints are 64-bit
+    return value
 
 
 class CorrelatingLogRecordProcessor(LogRecordProcessor):
@@ -49,6 +83,12 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
 
     def _process(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
+        body = record.body
+        if isinstance(body, str):
+            if not body.isascii():
+                record.body = _valid_utf8(body)
+        elif isinstance(body, (Mapping, list, tuple, int)):
+            record.body = _encodable(body, 0)
         attributes = record.attributes
         # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone.
         if not isinstance(attributes, MutableMapping):

@@ -25,8 +25,10 @@ per-interval extremes).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
     Sum,
 )
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from otelpipe.processors.red import REDStore
 from otelpipe.processors.red_snapshot import AttributeValue, ExemplarRef, REDSnapshot, SeriesStats
@@ -335,6 +338,7 @@ def attach_red_producer(meter_provider: MeterProvider, producer: REDMetricProduc
     Call it after all readers are registered (readers added later are not wrapped). Attaching the
     same producer twice to a reader is a no-op. Returns how many readers were wrapped.
     """
+    _identify_forked_children(meter_provider)
     wrapped = 0
     for reader in _registered_readers(meter_provider):
         attached: set[int] = reader.__dict__.setdefault("_otelpipe_red_producers", set())
@@ -346,6 +350,32 @@ def attach_red_producer(meter_provider: MeterProvider, producer: REDMetricProduc
         attached.add(id(producer))
         wrapped += 1
     return wrapped
+
+
+def _identify_forked_children(meter_provider: MeterProvider) -> None:
+    """Give each forked child (gunicorn/uWSGI worker) its own `service.instance.id` and `process.pid`.
+
+    Workers forked from one master share its resource, so their cumulative RED series would carry
+    identical identities and overwrite each other in any backend; one id per process keeps every
+    worker's counts apart. Uses the SDK's private `MeterProvider._sdk_config.resource` (1.45.x).
+    """
+    if not hasattr(os, "register_at_fork") or meter_provider.__dict__.get("_otelpipe_fork_identity"):
+        return
+    meter_provider.__dict__["_otelpipe_fork_identity"] = True
+    provider_ref = weakref.ref(meter_provider)
+
+    def _after_fork_in_child() -> None:
+        config = getattr(provider_ref(), "_sdk_config", None)
+        if config is None:
+            return
+        try:  # no lock: one held by another thread at fork() would never be released in the child
+            config.resource = config.resource.merge(
+                Resource({"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()})
+            )
+        except Exception:  # never break the child over an identity attribute
+            _logger.warning("could not give this forked process its own service.instance.id", exc_info=True)
+
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _collect_with_red(

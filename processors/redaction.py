@@ -239,13 +239,23 @@ class RedactingFilter(logging.Filter):
 
     def _redact_record(self, record: logging.LogRecord) -> None:
         redactor = self._redactor
-        if isinstance(record.msg, str):
-            record.msg = redactor.redact_text(record.msg)
         args = record.args
         if isinstance(args, Mapping):
             record.args = redactor.redact_mapping(args)
         elif isinstance(args, tuple) and args:
             record.args = tuple(self._redact_arg(arg) for arg in args)
+        if args:
+            # Then redact the formatted message, not the template: `password=%s` alone would mask
+            # the placeholder, leave the secret in args and break formatting (losing the line).
+            try:
+                message: str | None = record.getMessage()
+            except Exception:  # a broken template is logging's to report
+                message = None
+            if message is not None:
+                record.msg = redactor.redact_text(message)
+                record.args = None
+        elif isinstance(record.msg, str):
+            record.msg = redactor.redact_text(record.msg)
         attrs = record.__dict__
         for key in [k for k in attrs if k not in _STANDARD_RECORD_ATTRS]:
             value = attrs[key]

@@ -7,14 +7,17 @@ while the application writes.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from otelpipe.incidents.model import Incident, TraceLink
 
 FILENAME = "incidents.sqlite"
+_log = logging.getLogger("otelpipe.incidents")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -40,12 +43,28 @@ class IncidentStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / FILENAME
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+        try:
+            self._db = self._open(timeout_s)
+        except sqlite3.DatabaseError as exc:  # not a database (corrupt, truncated, foreign file)
+            if isinstance(exc, sqlite3.OperationalError) or not self.path.is_file():
+                raise  # locked or unwritable: the file may be fine, never move it aside
+            # Keep the damaged history for inspection and start a fresh one: better than no incidents.
+            aside = self.path.with_name(f"{FILENAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            self.path.replace(aside)
+            _log.error("incident history %s was unreadable (%s); moved it to %s", self.path, exc, aside)
+            self._db = self._open(timeout_s)
+
+    def _open(self, timeout_s: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def save(self, incident: Incident) -> None:
         """Insert or replace one incident (by id)."""
