@@ -53,6 +53,11 @@ def secret() -> tuple[str, int]:
     return "denied", 500
 
 
+@app.get("/fail")
+def fail() -> tuple[str, int]:
+    return "injected failure", 500
+
+
 @app.get("/stats")
 def stats() -> dict[str, object]:
     from otelpipe.pipeline import current
@@ -63,7 +68,9 @@ def stats() -> dict[str, object]:
         for series in pipeline.red_store.snapshot().series:
             kind = str(series.attributes.get("span.kind"))
             calls[kind] = calls.get(kind, 0) + series.calls
-    return {"pid": os.getpid(), "rss_kib": _rss_kib(), "calls": calls}
+    loop = getattr(pipeline, "evaluation", None)
+    evaluation = {"ticks": loop.ticks, "last_tick_s": loop.last_tick_s} if loop is not None else {}
+    return {"pid": os.getpid(), "rss_kib": _rss_kib(), "calls": calls, "evaluation": evaluation}
 
 
 def main() -> None:
