@@ -12,6 +12,7 @@ from typing import Any
 
 DEFAULT_LOGGER_NAME = "app.access"
 _START_KEY = "otelpipe.access_log.start"
+_INSTALLED_MARK = "_otelpipe_access_log"
 
 
 def install_flask_access_log(app: Any, logger: logging.Logger | None = None) -> None:
@@ -59,5 +60,25 @@ def install_flask_access_log(app: Any, logger: logging.Logger | None = None) -> 
             pass
         return response
 
-    app.before_request(_started)
-    app.after_request(_completed)
+    # Plain list appends, not the @app.before_request decorators: under auto-instrumentation this is
+    # first called while the app serves its first request, when Flask refuses setup methods.
+    app.before_request_funcs.setdefault(None, []).append(_started)
+    app.after_request_funcs.setdefault(None, []).append(_completed)
+    setattr(app, _INSTALLED_MARK, True)
+
+
+def access_log_request_hook(span: Any, environ: Any) -> None:
+    """A FlaskInstrumentor ``request_hook`` that installs the access log on the serving app once.
+
+    This is how `OTELPIPE_ACCESS_LOG=true` works under `opentelemetry-instrument`, where otelpipe
+    never sees the app object: the first request installs the callbacks, and Flask runs the new
+    before-request callback for that same request too.
+    """
+    try:
+        import flask
+
+        app = flask.current_app._get_current_object()
+        if not getattr(app, _INSTALLED_MARK, False):
+            install_flask_access_log(app)
+    except Exception:  # an access log must never fail the request
+        return

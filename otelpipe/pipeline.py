@@ -25,7 +25,7 @@ from opentelemetry.metrics import get_meter_provider
 from opentelemetry.sdk._configuration import _get_sampler, _import_sampler, _initialize_components
 from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind
 
 from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, service_name
@@ -163,7 +163,16 @@ def flask_instrumentor_kwargs() -> dict[str, Any]:
     """Hooks the distro hands to FlaskInstrumentor: request id in from the header or baggage, out in the response."""
     from otelpipe.processors.request_id import flask_request_hook, flask_response_hook
 
-    return {"request_hook": flask_request_hook, "response_hook": flask_response_hook}
+    pipeline = current()
+    if pipeline is None or not pipeline.settings.logs.access_log:
+        return {"request_hook": flask_request_hook, "response_hook": flask_response_hook}
+    from otelpipe.access_log import access_log_request_hook
+
+    def request_hook(span: Any, environ: Any) -> None:
+        flask_request_hook(span, environ)
+        access_log_request_hook(span, environ)
+
+    return {"request_hook": request_hook, "response_hook": flask_response_hook}
 
 
 _SDK_DEFAULTS = {
@@ -243,10 +252,11 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     log_processors.append(CorrelatingLogRecordProcessor(redactor))
 
     sampler = initialize_kwargs.pop("sampler", None) or _env_sampler()
-    if sampler is not None and store is not None and settings.red.record_unsampled:
+    if store is not None and settings.red.record_unsampled:
         from otelpipe.processors.sampling import RecordUnsampledSampler
 
-        sampler = RecordUnsampledSampler(sampler)
+        # Even the SDK default (parent-based always-on) drops spans whose caller did not sample.
+        sampler = RecordUnsampledSampler(sampler or ParentBased(ALWAYS_ON))
 
     # SDK defaults otelpipe changes, unless the user set them: count what the batch processors drop
     # (otel.sdk.processor.*.processed{error.type=queue_full}), and cap attribute values so one huge

@@ -3,6 +3,7 @@ opentelemetry-distro, lenient and strict handling of bad configuration."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -125,3 +126,38 @@ def test_strict_mode_makes_bad_configuration_fatal(sink, otlp_env, tmp_path):
     assert result.returncode != 0
     assert "READY" not in result.stdout
     assert "OTELPIPE_RED_CARDINALITY_LIMIT='many' is invalid: expected an integer >= 1" in result.stderr
+
+
+def test_request_id_json_logs_and_access_log_under_auto_instrumentation(sink, otlp_env, instrumented_app):
+    env = otlp_env(sink, OTELPIPE_LOG_FORMAT="json", OTELPIPE_ACCESS_LOG="true")
+    app = instrumented_app(env)
+    request = urllib.request.Request(app.base_url + "/hello/json", headers={"X-Request-ID": "req-42"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["X-Request-ID"] == "req-42"
+    with urllib.request.urlopen(app.base_url + "/hello/generated", timeout=10) as response:
+        generated = response.headers["X-Request-ID"]
+    assert generated and generated != "req-42"
+    output = app.stop()
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    greeting = next(r for r in records if r["message"] == "greeting json")
+    assert greeting["request_id"] == "req-42"
+    assert len(greeting["trace_id"]) == 32 and greeting["trace_id"] != "0" * 32
+    assert greeting["level"] == "WARNING" and greeting["logger"] == "e2e.app"
+    completed = [r for r in records if r["message"].startswith("request completed")]
+    assert {r["request_id"] for r in completed} == {"req-42", generated}
+    first = next(r for r in completed if r["request_id"] == "req-42")
+    assert first["http.response.status_code"] == 200 and first["http.route"] == "/hello/<name>"
+    assert first["trace_id"] == greeting["trace_id"]
+
+
+def test_red_counts_requests_whose_caller_did_not_sample(sink, otlp_env, instrumented_app, wait_until):
+    # No OTEL_TRACES_SAMPLER: the SDK default is parent-based, so an unsampled caller means DROP.
+    app = instrumented_app(otlp_env(sink))
+    for i in range(5):
+        traceparent = f"00-{i + 1:032x}-{i + 1:016x}-00"
+        request = urllib.request.Request(app.base_url + f"/hello/p{i}", headers={"traceparent": traceparent})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    assert wait_until(lambda: _latest_calls(sink) == 5)
+    app.stop()
+    assert _exported_server_spans(sink) == 0
