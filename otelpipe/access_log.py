@@ -77,7 +77,7 @@ def access_log_request_hook(span: Any, environ: Any) -> None:
     try:
         import flask
 
-        app = flask.current_app._get_current_object()
+        app = flask.current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
         if not getattr(app, _INSTALLED_MARK, False):
             install_flask_access_log(app)
     except Exception:  # an access log must never fail the request
