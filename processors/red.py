@@ -1,7 +1,8 @@
 """RED (rate, errors, duration) pre-aggregation of finished spans, cheap enough for 100 % of spans.
 
-`REDSpanProcessor.on_end` turns a span into a flat tuple of plain values and adds it to a
-`REDStore` under one short lock: a dict lookup, a bisect and a few integer adds. No SDK metrics
+`REDSpanProcessor.on_end` turns a span into a flat tuple of plain values and adds it to the calling
+thread's own table in a `REDStore`: a dict lookup, a bisect and a few integer adds, with no lock
+(a lock only guards new series, to keep the cardinality limit global). No SDK metrics
 API call and no attribute-dict allocation happens per span; everything costly (decoding keys into
 dimension names, seconds, hex ids) is deferred to `REDStore.snapshot()`, which readers call a few
 times a minute.
@@ -244,11 +245,18 @@ class REDStore:
     def _reset(self) -> None:
         """Start empty: at construction and in a forked child (whose lock may be held by a dead thread)."""
         self._lock = threading.Lock()
-        self._series: dict[tuple[Any, ...], list[Any]] = {}
-        self._edges: dict[tuple[Any, ...], list[Any]] = {}
-        # Read in one go by on_end: bound lock methods (explicit acquire/release is measurably
-        # cheaper than `with`), the series table and the bucket bounds.
-        self._hot = (self._lock.acquire, self._lock.release, self._series, self._bounds_ns)
+        # One pair of tables (span series, service-graph edges) per thread: a thread updates only its
+        # own series, so the span path takes no lock. Keys are added only under `_lock` (`_admit`),
+        # which is what lets `snapshot()` iterate the tables safely. A lock on every span made
+        # threads queue behind each other whenever the GIL switched inside the critical section.
+        self._shards: dict[
+            int, tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]]
+        ] = {}
+        self._admitted: set[tuple[Any, ...]] = set()  # keys with a series (global cardinality)
+        self._admitted_edges: set[tuple[Any, ...]] = set()
+        self._overflow_warned = False
+        # Read in one go by on_end: the thread id function, the shard table and the bucket bounds.
+        self._hot = (threading.get_ident, self._shards, self._bounds_ns)
         self._overflow_spans = 0
         self._skipped_spans = 0
         # Per distinct resource: (service.name, value of each attribute key or None). Span keys hold
@@ -280,20 +288,32 @@ class REDStore:
         self._resource_cache = (resource, index)
         return index
 
-    def _admit(self, table: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...]) -> list[Any]:
-        """Series for a key not yet in `table` (lock held): a new one, or the overflow series."""
-        if len(table) < self.cardinality_limit and _OVERFLOW_KEY not in table:
-            series = table[key] = _new_series(len(self._bounds_ns) + 1)
-            return series
-        if table is self._series:
-            self._overflow_spans += 1
-        overflow = table.get(_OVERFLOW_KEY)
-        if overflow is None:
+    def _shard(self) -> tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]]:
+        """This thread's tables, created on its first span (a reused thread id reuses them)."""
+        with self._lock:
+            return self._shards.setdefault(threading.get_ident(), ({}, {}))
+
+    def _admit(
+        self, table: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], *, edge: bool = False
+    ) -> list[Any]:
+        """Series for a key not yet in this thread's `table`: a new one, or the overflow series."""
+        with self._lock:
+            admitted = self._admitted_edges if edge else self._admitted
+            if key in admitted or len(admitted) < self.cardinality_limit:
+                admitted.add(key)
+                series = table[key] = _new_series(len(self._bounds_ns) + 1)
+                return series
+            if not edge:
+                self._overflow_spans += 1
+            overflow = table.get(_OVERFLOW_KEY)
+            if overflow is None:
+                overflow = table[_OVERFLOW_KEY] = _new_series(len(self._bounds_ns) + 1)
+            first, self._overflow_warned = not self._overflow_warned, True
+        if first:
             self._log.warning(
                 "RED cardinality limit %d reached; further series fold into otel.metric.overflow",
                 self.cardinality_limit,
             )
-            overflow = table[_OVERFLOW_KEY] = _new_series(len(self._bounds_ns) + 1)
         return overflow
 
     def _skip(self, reason: str) -> None:
@@ -305,11 +325,15 @@ class REDStore:
 
     def snapshot(self) -> REDSnapshot:
         """Copy every series under the lock, then decode names, seconds and hex ids outside it."""
-        with self._lock:
+        with self._lock:  # keys are only added under the lock; counts are read as they stand
             now = self._clock()
             start = self.start_time_unix_nano
-            raw_series = [(key, _copy(series)) for key, series in self._series.items()]
-            raw_edges = [(key, _copy(series)) for key, series in self._edges.items()]
+            raw_series = [
+                (key, _copy(data)) for tables in self._shards.values() for key, data in tables[0].items()
+            ]
+            raw_edges = [
+                (key, _copy(data)) for tables in self._shards.values() for key, data in tables[1].items()
+            ]
             overflow_spans = self._overflow_spans
             skipped = self._skipped_spans
         series = _merge(self._decode_series(key, data, start) for key, data in raw_series)
@@ -368,12 +392,15 @@ def _hashable(value: object) -> object:
 
 
 def _copy(series: list[Any]) -> list[Any]:
+    """A copy of one series; its owner thread may be updating it right now, so the call count is
+    taken as the sum of the copied buckets, which keeps count and buckets consistent."""
+    buckets = list(series[_BUCKETS])
     return [
-        series[_CALLS],
+        sum(buckets),
         series[_SUM],
         series[_MIN],
         series[_MAX],
-        list(series[_BUCKETS]),
+        buckets,
         list(series[_LAST]),
         list(series[_LAST_ERROR]),
     ]
@@ -505,34 +532,34 @@ class REDSpanProcessor(SpanProcessor):
                 )
             else:
                 key = (head, span._name, *map(get, store._attribute_keys))
-            acquire, release, table, bounds = store._hot
+            get_ident, shards, bounds = store._hot
+            tables = shards.get(get_ident())
+            if tables is None:
+                tables = store._shard()
             bucket = bisect_left(bounds, duration)
             context: Any = span._context
             if context is None:
                 context = INVALID_SPAN_CONTEXT
             sampled = context[3] & self._exemplar_mask  # trace flags: sampled bit
-            acquire()
-            try:
-                series = table.get(key)
-                if series is None:
-                    series = store._admit(table, key)
-                series[0] += 1
-                series[1] += duration
-                if duration < series[2]:  # noqa: PLR1730  # cheaper than min()/max()
-                    series[2] = duration
-                if duration > series[3]:  # noqa: PLR1730  # cheaper than min()/max()
-                    series[3] = duration
-                series[4][bucket] += 1
-                if sampled:  # its trace will exist in the backend
-                    series[5][bucket] = (context, duration, end)
-                if status == _ERROR and self._exemplar_mask and context[5]:  # is_valid
-                    series[6][bucket] = (context, duration, end)
-            finally:
-                release()
+            series = tables[0].get(key)
+            if series is None:
+                series = store._admit(tables[0], key)
+            # No lock: only this thread writes to its own series.
+            series[0] += 1
+            series[1] += duration
+            if duration < series[2]:  # noqa: PLR1730  # cheaper than min()/max()
+                series[2] = duration
+            if duration > series[3]:  # noqa: PLR1730  # cheaper than min()/max()
+                series[3] = duration
+            series[4][bucket] += 1
+            if sampled:  # its trace will exist in the backend
+                series[5][bucket] = (context, duration, end)
+            if status == _ERROR and self._exemplar_mask and context[5]:  # is_valid
+                series[6][bucket] = (context, duration, end)
             if self._service_graph and kind in (_CLIENT, _PRODUCER):
                 client = store._origins[origin][0]
                 entry = (context, duration, end) if sampled else None
-                self._record_edge(store, client, kind, status, get, duration, bucket, entry)
+                self._record_edge(tables[1], store, client, kind, status, get, duration, bucket, entry)
         except Exception as error:  # never hurt the host app
             self._on_bad_span(error)
 
@@ -545,6 +572,7 @@ class REDSpanProcessor(SpanProcessor):
 
     @staticmethod
     def _record_edge(
+        table: dict[tuple[Any, ...], list[Any]],
         store: REDStore,
         client: str,
         kind: int,
@@ -566,19 +594,18 @@ class REDSpanProcessor(SpanProcessor):
         else:
             connection_type = ""
         key = (client, _hashable(server), connection_type, status == _ERROR)
-        with store._lock:
-            edge = store._edges.get(key)
-            if edge is None:
-                edge = store._admit(store._edges, key)
-            edge[0] += 1
-            edge[1] += duration
-            if duration < edge[2]:  # noqa: PLR1730  # cheaper than min()/max()
-                edge[2] = duration
-            if duration > edge[3]:  # noqa: PLR1730  # cheaper than min()/max()
-                edge[3] = duration
-            edge[4][bucket] += 1
-            if sampled_entry is not None:
-                edge[5][bucket] = sampled_entry
+        edge = table.get(key)
+        if edge is None:
+            edge = store._admit(table, key, edge=True)
+        edge[0] += 1
+        edge[1] += duration
+        if duration < edge[2]:  # noqa: PLR1730  # cheaper than min()/max()
+            edge[2] = duration
+        if duration > edge[3]:  # noqa: PLR1730  # cheaper than min()/max()
+            edge[3] = duration
+        edge[4][bucket] += 1
+        if sampled_entry is not None:
+            edge[5][bucket] = sampled_entry
 
     def shutdown(self) -> None:
         """Nothing to release: the store lives as long as its readers need it."""
