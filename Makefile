@@ -35,10 +35,13 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Figures, not pass/fail: each script prints ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python bench/span_end.py
 	$(BIN)/python bench/log_record.py
 	$(BIN)/python bench/slo_tick.py
+	$(BIN)/python bench/soak.py --quick
+	$(BIN)/python bench/detection_latency.py --runs 1
 
 clean:
 	rm -rf $(VENV) .build build *.egg-info .mypy_cache .pytest_cache .ruff_cache
