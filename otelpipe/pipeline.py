@@ -22,7 +22,12 @@ from typing import Any, Literal
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.metrics import get_meter_provider
-from opentelemetry.sdk._configuration import _get_sampler, _import_sampler, _initialize_components
+from opentelemetry.sdk._configuration import (
+    _get_exporter_entry_point,
+    _get_sampler,
+    _import_sampler,
+    _initialize_components,
+)
 from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
@@ -123,7 +128,9 @@ def _env_sampler() -> Sampler | None:
     return sampler
 
 
-def configure(settings: Settings | None = None, **initialize_kwargs: Any) -> Pipeline:
+def configure(
+    settings: Settings | None = None, *, _bridge_logs: bool = True, **initialize_kwargs: Any
+) -> Pipeline:
     """Build and register global tracer, meter and logger providers with otelpipe in place.
 
     `settings` defaults to the environment (lenient unless `OTELPIPE_STRICT=true`; errors are
@@ -144,14 +151,37 @@ def configure(settings: Settings | None = None, **initialize_kwargs: Any) -> Pip
             errors = ()
         pipeline = _build(settings, initialize_kwargs)
         pipeline.config_errors = errors
+        if (
+            _bridge_logs
+            and settings.enabled
+            and os.environ.get("OTEL_LOGS_EXPORTER", "otlp").strip() != "none"
+        ):
+            _bridge_stdlib_logs()
         _current = pipeline
         atexit.register(pipeline.shutdown)
         return pipeline
 
 
 def configure_from_auto_instrumentation(**kwargs: Any) -> Pipeline:
-    """The configurator's route: same as `configure()`, keeping what opentelemetry-instrument passes."""
-    return configure(None, **kwargs)
+    """The configurator's route: same as `configure()`, keeping what opentelemetry-instrument passes.
+
+    The logging instrumentor that `opentelemetry-instrument` runs next bridges stdlib logs to OTLP.
+    """
+    return configure(None, _bridge_logs=False, **kwargs)
+
+
+def _bridge_stdlib_logs() -> None:
+    """Send stdlib log records to the logs pipeline, once, the way opentelemetry-instrument does.
+
+    opentelemetry-instrumentation-logging owns the maintained bridge (the SDK's own handler is
+    deprecated); instrumenting twice would duplicate every record, so an instrumented process is
+    left alone.
+    """
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+    instrumentor = LoggingInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 def current() -> Pipeline | None:
@@ -264,13 +294,15 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     for variable, value in _SDK_DEFAULTS.items():
         os.environ.setdefault(variable, value)
     # Like the distros: OTLP for every signal unless OTEL_*_EXPORTER says otherwise.
-    for signal, variable in (
-        ("trace", "OTEL_TRACES_EXPORTER"),
-        ("metric", "OTEL_METRICS_EXPORTER"),
-        ("log", "OTEL_LOGS_EXPORTER"),
+    for signal, variable, signal_type in (
+        ("trace", "OTEL_TRACES_EXPORTER", "traces"),
+        ("metric", "OTEL_METRICS_EXPORTER", "metrics"),
+        ("log", "OTEL_LOGS_EXPORTER", "logs"),
     ):
-        if not os.environ.get(variable):
-            initialize_kwargs.setdefault(f"{signal}_exporter_names", ["otlp"])
+        if not os.environ.get(variable):  # "otlp" means gRPC or HTTP by OTEL_EXPORTER_OTLP_PROTOCOL
+            initialize_kwargs.setdefault(
+                f"{signal}_exporter_names", [_get_exporter_entry_point("otlp", signal_type)]
+            )
     _initialize_components(
         span_processors=span_processors,
         log_record_processors=log_processors,
