@@ -294,11 +294,12 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     for variable, value in _SDK_DEFAULTS.items():
         os.environ.setdefault(variable, value)
     # Like the distros: OTLP for every signal unless OTEL_*_EXPORTER says otherwise.
-    for signal, variable, signal_type in (
+    signals: tuple[tuple[str, str, Literal["traces", "metrics", "logs"]], ...] = (
         ("trace", "OTEL_TRACES_EXPORTER", "traces"),
         ("metric", "OTEL_METRICS_EXPORTER", "metrics"),
         ("log", "OTEL_LOGS_EXPORTER", "logs"),
-    ):
+    )
+    for signal, variable, signal_type in signals:
         if not os.environ.get(variable):  # "otlp" means gRPC or HTTP by OTEL_EXPORTER_OTLP_PROTOCOL
             initialize_kwargs.setdefault(
                 f"{signal}_exporter_names", [_get_exporter_entry_point("otlp", signal_type)]
