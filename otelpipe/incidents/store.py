@@ -55,16 +55,26 @@ class IncidentStore:
             self._db = self._open(timeout_s)
 
     def _open(self, timeout_s: float) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            db.commit()
-        except sqlite3.DatabaseError:
-            db.close()
-            raise
-        return db
+        # Two processes creating the file at once can get "database is locked" straight away (the
+        # switch to WAL and the schema need an exclusive lock, and SQLite refuses a lock upgrade that
+        # could deadlock without waiting), so setup is retried until the timeout.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                db.commit()
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+            except sqlite3.DatabaseError:
+                db.close()
+                raise
 
     def save(self, incident: Incident) -> None:
         """Insert or replace one incident (by id)."""
