@@ -214,7 +214,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "OTELPIPE_STATE_DIR",
         None,
         _optional(_parse_path),
-        "Directory for SLO windows and incident history (SQLite); unset keeps them in memory.",
+        "Directory for SLO windows and incident history (SQLite, one directory per process); unset keeps them in memory.",
     ),
     Variable("OTELPIPE_RED_ENABLED", True, _parse_bool, "Derive RED metrics from spans."),
     Variable(
