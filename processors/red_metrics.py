@@ -1,7 +1,8 @@
 """Export a `REDStore` through every MetricReader of an SDK MeterProvider, named like spanmetrics.
 
 Why this design: the Python SDK (1.45) has no MetricProducer hook, and recording through the
-metrics API per span would cost more than the span itself (see ANCHORS.md). Observable instruments
+metrics API per span would cost more than the span itself (about +15 µs per span, measured in
+bench/span_end.py). Observable instruments
 cannot carry explicit-bucket histograms with exemplars. So `attach_red_producer` wraps each
 reader's collect callback: whatever the reader collects from the SDK gets one more ScopeMetrics
 (scope `otelpipe.red`) built from a `REDSnapshot` on demand. OTLP, Prometheus and in-memory readers
