@@ -164,6 +164,28 @@ def _plain(value: object) -> AttributeValue:
     return str(value)
 
 
+_MAX_SHARDS = 64
+_RETIRED = -1  # shard key of the tables folded from finished threads (never a thread id)
+
+
+def _combine(into: list[Any], data: list[Any]) -> list[Any]:
+    """Add series `data` to `into` (same layout), keeping the newer exemplar per bucket."""
+    buckets = [a + b for a, b in zip(into[_BUCKETS], data[_BUCKETS], strict=True)]
+    newer = [
+        [b if a is None or (b is not None and b[2] > a[2]) else a for a, b in zip(mine, theirs, strict=True)]
+        for mine, theirs in ((into[_LAST], data[_LAST]), (into[_LAST_ERROR], data[_LAST_ERROR]))
+    ]
+    return [
+        sum(buckets),
+        into[_SUM] + data[_SUM],
+        min(into[_MIN], data[_MIN]),
+        max(into[_MAX], data[_MAX]),
+        buckets,
+        newer[0],
+        newer[1],
+    ]
+
+
 def _new_series(bucket_count: int) -> list[Any]:
     return [0, 0, _NO_MIN, -1, [0] * bucket_count, [None] * bucket_count, [None] * bucket_count]
 
@@ -289,9 +311,26 @@ class REDStore:
         return index
 
     def _shard(self) -> tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[Any]]]:
-        """This thread's tables, created on its first span (a reused thread id reuses them)."""
+        """This thread's tables, created on its first span (a reused thread id reuses them).
+
+        Thread ids are recycled, so the tables stay as many as the threads that ever ran at once;
+        past `_MAX_SHARDS` the tables of threads no longer alive are folded into one retired pair,
+        which bounds memory for servers that start a thread per request.
+        """
         with self._lock:
+            if len(self._shards) >= _MAX_SHARDS:
+                self._retire_dead_shards()
             return self._shards.setdefault(threading.get_ident(), ({}, {}))
+
+    def _retire_dead_shards(self) -> None:
+        """Fold the tables of finished threads into `_RETIRED` (lock held)."""
+        alive = {thread.ident for thread in threading.enumerate()}
+        retired = self._shards.setdefault(_RETIRED, ({}, {}))
+        for ident in [i for i in self._shards if i != _RETIRED and i not in alive]:
+            for source, target in zip(self._shards.pop(ident), retired, strict=True):
+                for key, data in source.items():
+                    known = target.get(key)
+                    target[key] = _copy(data) if known is None else _combine(known, data)
 
     def _admit(
         self, table: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], *, edge: bool = False

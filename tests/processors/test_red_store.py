@@ -249,6 +249,38 @@ def test_four_threads_count_exactly() -> None:
     assert len(snap.series) == 7
 
 
+def test_tables_of_finished_threads_are_folded_so_memory_stays_bounded() -> None:
+    """A thread per request must not leave a table per thread behind."""
+    store, tracer = make()
+    batches, per_batch = 3, 80  # more threads alive at once than the shard bound (64)
+
+    for batch in range(batches):
+        barrier = threading.Barrier(per_batch)
+
+        def work(n: int, batch: int = batch, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()  # all alive together: distinct thread ids
+            emit(
+                tracer,
+                attributes={"http.route": f"/b{n % 5}"},
+                duration_ns=(n + 1) * MS,
+                status=StatusCode.ERROR if n % 10 == 0 else None,
+            )
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(per_batch)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    snap = store.snapshot()
+    assert sum(s.calls for s in snap.series) == batches * per_batch
+    assert (
+        sum(s.calls for s in snap.series if s.attributes["status.code"] == "STATUS_CODE_ERROR") == batches * 8
+    )
+    assert len(store._shards) <= 64 + per_batch + 1
+    slowest = max(s.max for s in snap.series)
+    assert slowest == per_batch * MS / 1e9
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_child_starts_empty_and_parent_is_unaffected() -> None:
     store, tracer = make()
