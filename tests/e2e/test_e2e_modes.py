@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 pytestmark = pytest.mark.integration
 
@@ -24,23 +23,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _latest_calls(sink) -> int:
-    """Sum of the latest cumulative traces.span.metrics.calls points of SERVER spans."""
-    latest: dict[tuple, int] = {}
-    for received in sink.store.received("metrics"):
-        assert isinstance(received.request, ExportMetricsServiceRequest)
-        for rm in received.request.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name != "traces.span.metrics.calls":
-                        continue
-                    for point in metric.sum.data_points:
-                        attrs = tuple(sorted((kv.key, kv.value.string_value) for kv in point.attributes))
-                        if ("span.kind", "SPAN_KIND_SERVER") in attrs:
-                            latest[attrs] = point.as_int
-    return sum(latest.values())
-
-
 def _exported_server_spans(sink) -> int:
     count = 0
     for received in sink.store.received("traces"):
@@ -51,7 +33,7 @@ def _exported_server_spans(sink) -> int:
 
 
 def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
-    sink, otlp_env, instrumented_app, wait_until
+    latest_red_calls, sink, otlp_env, instrumented_app, wait_until
 ):
     prom_port = _free_port()
     env = otlp_env(
@@ -65,7 +47,9 @@ def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
     app = instrumented_app(env)
     requests = 400
     assert all(app.get(f"/hello/u{i}") == 200 for i in range(requests))
-    assert wait_until(lambda: _latest_calls(sink) == requests, timeout=20), _latest_calls(sink)
+    assert wait_until(lambda: sum(latest_red_calls(sink).values()) == requests, timeout=20), sum(
+        latest_red_calls(sink).values()
+    )
     with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=10) as response:
         text = response.read().decode()
     scraped = sum(
@@ -78,7 +62,7 @@ def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
     app.stop()
     exported = _exported_server_spans(sink)
     assert 0 <= exported <= 20, f"about 1 % of {requests} spans should be exported, got {exported}"
-    assert _latest_calls(sink) == requests
+    assert sum(latest_red_calls(sink).values()) == requests
 
 
 @pytest.mark.parametrize(
@@ -87,7 +71,7 @@ def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
     ids=["otelpipe-configurator", "stock-distro-configurator"],
 )
 def test_coexists_with_opentelemetry_distro(
-    configurator, expect_red, sink, otlp_env, instrumented_app, wait_until
+    latest_red_calls, configurator, expect_red, sink, otlp_env, instrumented_app, wait_until
 ):
     # opentelemetry-distro is installed in the test environment: pick its distro and choose the configurator.
     env = otlp_env(sink, OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR=configurator)
@@ -95,17 +79,19 @@ def test_coexists_with_opentelemetry_distro(
     assert [app.get(f"/hello/x{i}") for i in range(3)] == [200, 200, 200]
     assert wait_until(lambda: _exported_server_spans(sink) == 3)
     if expect_red:
-        assert wait_until(lambda: _latest_calls(sink) == 3)
+        assert wait_until(lambda: sum(latest_red_calls(sink).values()) == 3)
     else:
         app.stop()
-        assert _latest_calls(sink) == 0  # the stock configurator has no RED processor
+        assert sum(latest_red_calls(sink).values()) == 0  # the stock configurator has no RED processor
 
 
-def test_bad_configuration_is_logged_and_the_app_still_starts(sink, otlp_env, instrumented_app, wait_until):
+def test_bad_configuration_is_logged_and_the_app_still_starts(
+    latest_red_calls, sink, otlp_env, instrumented_app, wait_until
+):
     env = otlp_env(sink, OTELPIPE_RED_BUCKETS="10,1", OTELPIPE_SLO_INTERVAL="often")
     app = instrumented_app(env)
     assert app.get("/hello/still-up") == 200
-    assert wait_until(lambda: _latest_calls(sink) == 1)
+    assert wait_until(lambda: sum(latest_red_calls(sink).values()) == 1)
     output = app.stop()
     assert "OTELPIPE_RED_BUCKETS='10,1' is invalid" in output
     assert output.count("OTELPIPE_SLO_INTERVAL='often' is invalid") == 1
@@ -150,7 +136,9 @@ def test_request_id_json_logs_and_access_log_under_auto_instrumentation(sink, ot
     assert first["trace_id"] == greeting["trace_id"]
 
 
-def test_red_counts_requests_whose_caller_did_not_sample(sink, otlp_env, instrumented_app, wait_until):
+def test_red_counts_requests_whose_caller_did_not_sample(
+    latest_red_calls, sink, otlp_env, instrumented_app, wait_until
+):
     # No OTEL_TRACES_SAMPLER: the SDK default is parent-based, so an unsampled caller means DROP.
     app = instrumented_app(otlp_env(sink))
     for i in range(5):
@@ -158,6 +146,6 @@ def test_red_counts_requests_whose_caller_did_not_sample(sink, otlp_env, instrum
         request = urllib.request.Request(app.base_url + f"/hello/p{i}", headers={"traceparent": traceparent})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
-    assert wait_until(lambda: _latest_calls(sink) == 5)
+    assert wait_until(lambda: sum(latest_red_calls(sink).values()) == 5)
     app.stop()
     assert _exported_server_spans(sink) == 0

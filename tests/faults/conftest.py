@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 FAULT_APP = Path(__file__).with_name("fault_app.py")
 
@@ -70,36 +69,6 @@ def _free_port() -> int:
 def free_port() -> Callable[[], int]:
     """A port nothing listens on (connections are refused) until a test binds it."""
     return _free_port
-
-
-def _latest_red_calls(sink: Any, kind: str = "SPAN_KIND_SERVER", by: str = "") -> dict[str, int]:
-    """Latest cumulative traces.span.metrics.calls of `kind`, summed per value of resource attribute `by`."""
-    latest: dict[tuple[str, tuple[Any, ...]], int] = {}
-    for received in sink.store.received("metrics"):
-        assert isinstance(received.request, ExportMetricsServiceRequest)
-        for rm in received.request.resource_metrics:
-            owner = ""
-            for kv in rm.resource.attributes:
-                if kv.key == by:
-                    owner = kv.value.string_value or str(kv.value.int_value)
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name != "traces.span.metrics.calls":
-                        continue
-                    for point in metric.sum.data_points:
-                        attrs = tuple(sorted((kv.key, kv.value.string_value) for kv in point.attributes))
-                        if ("span.kind", kind) in attrs:
-                            latest[(owner, attrs)] = point.as_int
-    per_owner: dict[str, int] = {}
-    for (owner, _attrs), value in latest.items():
-        per_owner[owner] = per_owner.get(owner, 0) + value
-    return per_owner
-
-
-@pytest.fixture
-def latest_red_calls() -> Callable[..., dict[str, int]]:
-    """`latest_red_calls(sink, kind="SPAN_KIND_SERVER", by="")`: per-resource-owner RED call totals."""
-    return _latest_red_calls
 
 
 def _span_count(sink: Any, name: str | None = None) -> int:
