@@ -1,0 +1,90 @@
+"""Build the pipeline from the environment with `otelpipe.configure()`, exercise it, print what came out.
+
+Run in a subprocess per configuration (global SDK providers can be set once per process). Each
+scenario observes a component's behaviour, not a settings field, so a break anywhere on the path
+env -> Settings -> pipeline -> component shows up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+import otelpipe
+
+
+def _red(pipeline: Any) -> dict[str, Any]:
+    tracer = trace.get_tracer("wiring.probe")
+    for tier in ("gold", "silver", "bronze"):
+        with tracer.start_as_current_span("GET /items", kind=SpanKind.SERVER) as span:
+            span.set_attribute("http.route", "/items")
+            span.set_attribute("http.request.method", "GET")
+            span.set_attribute("user.tier", tier)
+    with tracer.start_as_current_span("work", kind=SpanKind.INTERNAL):
+        pass
+    with tracer.start_as_current_span("call payments", kind=SpanKind.CLIENT) as client:
+        client.set_attribute("peer.service", "payments")
+        client.set_attribute("server.address", "payments")
+    snapshot = pipeline.red_store.snapshot()
+    return {
+        "boundaries": list(snapshot.boundaries),
+        "series": [
+            {"attributes": {k: str(v) for k, v in s.attributes.items()}, "calls": s.calls, "exemplars": len(s.exemplars)}
+            for s in snapshot.series
+        ],
+        "edges": len(snapshot.edges),
+        "overflow_spans": snapshot.overflow_spans,
+    }
+
+
+def _redaction(pipeline: Any) -> dict[str, Any]:
+    tracer = trace.get_tracer("wiring.probe")
+    with tracer.start_as_current_span("redact", kind=SpanKind.SERVER) as span:
+        span.set_attribute("customfield", "visible-value")
+        span.set_attribute("note", "order ORDER-12345 placed")
+        finished = span
+    logging.getLogger("wiring").warning("customfield=%s and ORDER-777", "visible-value")
+    return {
+        "span_attributes": {k: str(v) for k, v in (finished.attributes or {}).items()},
+    }
+
+
+def _incidents(pipeline: Any) -> dict[str, Any]:
+    loop = pipeline.evaluation
+    if loop is None:
+        return {"evaluation": False}
+    engine = loop.evaluation.engine
+    notifiers = list(getattr(engine, "_notifiers", ()))
+    return {
+        "evaluation": True,
+        "notifiers": [
+            {
+                "type": type(n).__name__,
+                "format": getattr(n, "_format", None),
+                "queue_size": getattr(getattr(n, "options", None), "queue_size", None),
+                "timeout_s": getattr(n, "timeout_s", None),
+            }
+            for n in notifiers
+        ],
+        "trace_url_template": getattr(engine, "_template", None),
+        "hold_down_s": getattr(engine, "_hold_down_s", None),
+    }
+
+
+SCENARIOS = {"red": _red, "redaction": _redaction, "incidents": _incidents}
+
+
+def main() -> None:
+    pipeline = otelpipe.configure()
+    out = {name: SCENARIOS[name](pipeline) for name in sys.argv[1:]}
+    pipeline.shutdown()
+    print("PROBE " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Every setting reaches the component it configures: env -> `otelpipe.configure()` -> observed behaviour.
+
+Each case runs tests/wiring/probe.py in a fresh interpreter with one configuration and asserts on
+what the built pipeline does (RED series, masked output, notifiers), so swapping two settings,
+dropping one while building `Settings`, or ignoring one in the pipeline fails a test here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROBE = Path(__file__).with_name("probe.py")
+DEMO_SLO = Path(__file__).resolve().parents[2] / "otelpipe" / "demo" / "slo.yaml"
+
+
+def probe(env: dict[str, str], *scenarios: str) -> tuple[dict[str, Any], str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    base.update(
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_SERVICE_NAME="wiring",
+        OTELPIPE_SHUTDOWN_TIMEOUT="2s",
+    )
+    base.update(env)
+    proc = subprocess.run(
+        [sys.executable, str(PROBE), *scenarios], env=base, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("PROBE "))
+    return json.loads(line[len("PROBE ") :]), proc.stdout + proc.stderr
+
+
+def _server_series(red: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in red["series"] if s["attributes"]["span.kind"] == "SPAN_KIND_SERVER")
+
+
+def test_red_dimensions_and_exclusions_reach_the_store() -> None:
+    out, _ = probe(
+        {"OTELPIPE_RED_DIMENSIONS": "user.tier", "OTELPIPE_RED_EXCLUDE_DIMENSIONS": "http.request.method"}, "red"
+    )
+    servers = [s for s in out["red"]["series"] if s["attributes"]["span.kind"] == "SPAN_KIND_SERVER"]
+    assert sorted(s["attributes"]["user.tier"] for s in servers) == ["bronze", "gold", "silver"]
+    assert all("http.request.method" not in s["attributes"] for s in servers)
+
+
+def test_red_span_kinds_select_what_is_counted() -> None:
+    out, _ = probe({"OTELPIPE_RED_SPAN_KINDS": "internal"}, "red")
+    kinds = {s["attributes"]["span.kind"] for s in out["red"]["series"]}
+    assert kinds == {"SPAN_KIND_INTERNAL"}
+
+
+def test_red_cardinality_limit_folds_into_overflow() -> None:
+    out, _ = probe({"OTELPIPE_RED_DIMENSIONS": "user.tier", "OTELPIPE_RED_CARDINALITY_LIMIT": "2"}, "red")
+    assert out["red"]["overflow_spans"] >= 1
+    assert any(s["attributes"].get("otel.metric.overflow") == "True" for s in out["red"]["series"])
+
+
+def test_red_exemplars_and_service_graph_switch_off() -> None:
+    on, _ = probe({}, "red")
+    assert any(s["exemplars"] for s in on["red"]["series"])
+    assert on["red"]["edges"] >= 1
+    off, _ = probe({"OTELPIPE_RED_EXEMPLARS": "false", "OTELPIPE_SERVICE_GRAPH": "false"}, "red")
+    assert not any(s["exemplars"] for s in off["red"]["series"])
+    assert off["red"]["edges"] == 0
+
+
+def test_red_buckets_reach_the_store() -> None:
+    default, _ = probe({}, "red")
+    custom, _ = probe({"OTELPIPE_RED_BUCKETS": "0.1,1"}, "red")
+    assert len(custom["red"]["boundaries"]) == 2
+    assert custom["red"]["boundaries"] != default["red"]["boundaries"]
+
+
+def test_redaction_keys_and_patterns_reach_spans_and_logs() -> None:
+    env = {
+        "OTELPIPE_LOG_FORMAT": "json",
+        "OTELPIPE_REDACT_KEYS": "customfield",
+        "OTELPIPE_REDACT_PATTERNS": r"ORDER-\d+",
+    }
+    out, output = probe(env, "redaction")
+    attrs = out["redaction"]["span_attributes"]
+    assert attrs["customfield"] != "visible-value"
+    assert "ORDER-12345" not in attrs["note"]
+    assert "visible-value" not in output
+    assert "ORDER-777" not in output
+
+
+def test_redaction_off_leaves_values_alone() -> None:
+    env = {"OTELPIPE_REDACT": "false", "OTELPIPE_REDACT_KEYS": "customfield", "OTELPIPE_LOG_FORMAT": "json"}
+    out, output = probe(env, "redaction")
+    assert out["redaction"]["span_attributes"]["customfield"] == "visible-value"
+    assert "visible-value" in output
+
+
+def test_incident_settings_reach_engine_and_notifiers() -> None:
+    env = {
+        "OTELPIPE_SLO_FILE": str(DEMO_SLO),
+        "OTELPIPE_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+        "OTELPIPE_WEBHOOK_FORMAT": "slack",
+        "OTELPIPE_NOTIFY_QUEUE_SIZE": "7",
+        "OTELPIPE_NOTIFY_TIMEOUT": "3s",
+        "OTELPIPE_INCIDENT_HOLD_DOWN": "42s",
+        "OTELPIPE_TRACE_URL_TEMPLATE": "http://traces.example/{trace_id}",
+    }
+    out, _ = probe(env, "incidents")
+    incidents = out["incidents"]
+    assert incidents["evaluation"] is True
+    assert incidents["trace_url_template"] == "http://traces.example/{trace_id}"
+    assert incidents["hold_down_s"] == 42.0
+    webhook = next(n for n in incidents["notifiers"] if n["type"] == "WebhookNotifier")
+    assert webhook["format"] == "slack"
+    assert all(n["queue_size"] == 7 and n["timeout_s"] == 3.0 for n in incidents["notifiers"])
+
+
+@pytest.mark.parametrize("variable", ["OTELPIPE_ENABLED", "OTELPIPE_RED_ENABLED"])
+def test_switches_turn_red_off(variable: str) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    base.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    base[variable] = "false"
+    code = "import otelpipe; p = otelpipe.configure(); print('STORE', p.red_store is None); p.shutdown()"
+    proc = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, timeout=120)
+    assert "STORE True" in proc.stdout, proc.stderr[-2000:]
