@@ -34,7 +34,11 @@ def _red(pipeline: Any) -> dict[str, Any]:
     return {
         "boundaries": list(snapshot.boundaries),
         "series": [
-            {"attributes": {k: str(v) for k, v in s.attributes.items()}, "calls": s.calls, "exemplars": len(s.exemplars)}
+            {
+                "attributes": {k: str(v) for k, v in s.attributes.items()},
+                "calls": s.calls,
+                "exemplars": len(s.exemplars),
+            }
             for s in snapshot.series
         ],
         "edges": len(snapshot.edges),

@@ -31,7 +31,12 @@ def probe(env: dict[str, str], *scenarios: str) -> tuple[dict[str, Any], str]:
     )
     base.update(env)
     proc = subprocess.run(
-        [sys.executable, str(PROBE), *scenarios], env=base, capture_output=True, text=True, timeout=120
+        [sys.executable, str(PROBE), *scenarios],
+        check=False,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("PROBE "))
@@ -44,7 +49,8 @@ def _server_series(red: dict[str, Any]) -> dict[str, Any]:
 
 def test_red_dimensions_and_exclusions_reach_the_store() -> None:
     out, _ = probe(
-        {"OTELPIPE_RED_DIMENSIONS": "user.tier", "OTELPIPE_RED_EXCLUDE_DIMENSIONS": "http.request.method"}, "red"
+        {"OTELPIPE_RED_DIMENSIONS": "user.tier", "OTELPIPE_RED_EXCLUDE_DIMENSIONS": "http.request.method"},
+        "red",
     )
     servers = [s for s in out["red"]["series"] if s["attributes"]["span.kind"] == "SPAN_KIND_SERVER"]
     assert sorted(s["attributes"]["user.tier"] for s in servers) == ["bronze", "gold", "silver"]
@@ -126,5 +132,7 @@ def test_switches_turn_red_off(variable: str) -> None:
     base.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
     base[variable] = "false"
     code = "import otelpipe; p = otelpipe.configure(); print('STORE', p.red_store is None); p.shutdown()"
-    proc = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=base, capture_output=True, text=True, timeout=120
+    )
     assert "STORE True" in proc.stdout, proc.stderr[-2000:]
