@@ -13,10 +13,12 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from otelpipe import __version__
-from otelpipe.config import OTEL_VARIABLES, VARIABLES, load_settings
+from otelpipe.config import OTEL_VARIABLES, VARIABLES, load_settings, parse_duration
+from otelpipe.slo.durations import format_duration
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -37,6 +39,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             shown = "(unset)"
         elif isinstance(value, bool):
             shown = "true" if value else "false"
+        elif variable.parse is parse_duration and isinstance(value, float):
+            shown = format_duration(value)  # 5m, not 300
         else:
             shown = f"{value:g}" if isinstance(value, float) else str(value)
         table.add_row(variable.name, shown, "env" if raw not in (None, "") else "default")
@@ -45,11 +49,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
         shown = "***" if raw and name.endswith("HEADERS") else (raw or "(unset)")
         table.add_row(name, shown, "env" if raw else "SDK default")
     console.print(table)
-    if loaded.errors:
+    errors = [str(error) for error in loaded.errors]
+    slo_file = loaded.settings.slo.file
+    if slo_file:
+        from otelpipe.slo.check import check_slo_file
+
+        # the same boundaries the app's RED store will use, so a latency threshold is judged as at start-up
+        checked = check_slo_file(slo_file, loaded.settings.red.buckets)
+        errors.extend(f"OTELPIPE_SLO_FILE: {problem}" for problem in checked.errors)
+        console.print(
+            f"SLO file {slo_file}: {len(checked.spec.slos)} SLO(s) and {len(checked.rules)} rule(s) will run"
+            + (f"; {len(checked.errors)} problem(s), each skipped at start-up" if checked.errors else "")
+        )
+    if errors:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
-        for error in loaded.errors:
-            err.print(f"[bold red]error[/]: {error}")
-        err.print(f"{len(loaded.errors)} configuration error(s)")
+        for error in errors:
+            err.print(f"[bold red]error[/]: {escape(error)}")
+        err.print(f"{len(errors)} configuration error(s)")
         return 1
     console.print("configuration OK")
     return 0

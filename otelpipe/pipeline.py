@@ -150,7 +150,7 @@ def configure(
         else:
             errors = ()
         pipeline = _build(settings, initialize_kwargs)
-        pipeline.config_errors = errors
+        pipeline.config_errors = (*errors, *pipeline.config_errors)  # plus what _build found (SLO file)
         if (
             _bridge_logs
             and settings.enabled
@@ -339,20 +339,29 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     return pipeline
 
 
-def _load_slo_file(settings: Settings, boundaries: tuple[float, ...]) -> tuple[Any, Any]:
-    """Spec and threshold rules from `OTELPIPE_SLO_FILE`; a bad file is a ConfigError naming it."""
-    from otelpipe.incidents.rules import RuleEvaluator, load_rules
-    from otelpipe.slo.spec import check_thresholds, load_spec
+def _load_slo_file(
+    settings: Settings, boundaries: tuple[float, ...]
+) -> tuple[Any, Any, tuple[ConfigError, ...]]:
+    """Spec and threshold rules from `OTELPIPE_SLO_FILE`, without the SLOs and rules that are invalid.
+
+    Each problem is logged and kept in `ConfigError`s; a bad SLO or rule is skipped and the rest
+    run. Raises ConfigError (the first problem) in strict mode, or when nothing in the file is usable.
+    """
+    from otelpipe.incidents.rules import RuleEvaluator
+    from otelpipe.slo.check import check_slo_file
 
     path = settings.slo.file
     assert path is not None
-    try:
-        spec = load_spec(path)
-        check_thresholds(spec, boundaries)
-        rules = load_rules(path)
-    except (ValueError, OSError) as exc:
-        raise ConfigError("OTELPIPE_SLO_FILE", path, f"a readable, valid SLO spec ({exc})") from None
-    return spec, (RuleEvaluator(rules) if rules else None)
+    checked = check_slo_file(path, boundaries)
+    errors = [ConfigError("OTELPIPE_SLO_FILE", path, f"a valid SLO/rules file ({e})") for e in checked.errors]
+    if errors and (settings.strict or not checked.usable):
+        problems = "; ".join(checked.errors)
+        raise ConfigError(
+            "OTELPIPE_SLO_FILE", path, f"a valid SLO/rules file ({len(errors)} problem(s): {problems})"
+        )
+    for error in errors:
+        _log.error("otelpipe configuration: %s; skipped, the other SLOs and rules run", error)
+    return checked.spec, (RuleEvaluator(checked.rules) if checked.rules else None), tuple(errors)
 
 
 def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any]:
@@ -397,13 +406,14 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
     from otelpipe.slo.state import SLOStateStore
 
     try:
-        spec, rules = _load_slo_file(settings, store.boundaries)
+        spec, rules, skipped = _load_slo_file(settings, store.boundaries)
     except ConfigError as error:
         if settings.strict:
             raise
         _log.error("otelpipe configuration: %s; SLO evaluation is off", error)
         pipeline.config_errors = (*pipeline.config_errors, error)
         return
+    pipeline.config_errors = (*pipeline.config_errors, *skipped)
     meter = pipeline.meter_provider.get_meter("otelpipe.incidents")
 
     def build(persistent: bool) -> Evaluation:

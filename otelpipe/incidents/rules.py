@@ -74,19 +74,22 @@ class ThresholdRule:
         return f"{self.service}/{self.name}"
 
 
-def load_rules(path: str | Path) -> tuple[ThresholdRule, ...]:
-    """Rules from the `rules:` key of a YAML file (none when the key is absent)."""
+def load_rules(path: str | Path, *, errors: list[RuleSpecError] | None = None) -> tuple[ThresholdRule, ...]:
+    """Rules from the `rules:` key of a YAML file (none when the key is absent); `errors` as in `parse_rules`."""
     try:
         documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise RuleSpecError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
     if len(documents) != 1:
         return ()  # a multi-document OpenSLO file carries no otelpipe threshold rules
-    return parse_rules(documents[0])
+    return parse_rules(documents[0], errors=errors)
 
 
-def parse_rules(document: object) -> tuple[ThresholdRule, ...]:
-    """Validate the whole document's `rules:` list; raise `RuleSpecError` at the first problem."""
+def parse_rules(document: object, *, errors: list[RuleSpecError] | None = None) -> tuple[ThresholdRule, ...]:
+    """Validate the whole document's `rules:` list; raise `RuleSpecError` at the first problem.
+
+    With `errors`, a bad rule is appended there and left out, and the valid ones are returned.
+    """
     if document is None:
         return ()
     if not isinstance(document, Mapping):
@@ -96,20 +99,33 @@ def parse_rules(document: object) -> tuple[ThresholdRule, ...]:
         return ()
     if not isinstance(raw, list):
         raise RuleSpecError("rules", _short(raw), "a list of rules")
-    rules = tuple(_parse_rule(item, f"rules[{index}]") for index, item in enumerate(raw))
+    found: list[RuleSpecError] = []
+    kept: list[ThresholdRule] = []
     seen: set[str] = set()
-    for index, rule in enumerate(rules):
-        if rule.key in seen:
-            raise RuleSpecError(f"rules[{index}].name", rule.name, f"a name unique per service ({rule.key})")
+    for index, item in enumerate(raw):
+        try:
+            rule = _parse_rule(item, f"rules[{index}]")
+            if rule.key in seen:
+                raise RuleSpecError(
+                    f"rules[{index}].name", rule.name, f"a name unique per service ({rule.key})"
+                )
+        except RuleSpecError as exc:
+            found.append(exc)
+            continue
         seen.add(rule.key)
-    return rules
+        kept.append(rule)
+    if found and errors is None:
+        raise found[0]
+    if errors is not None:
+        errors.extend(found)
+    return tuple(kept)
 
 
 def _parse_rule(item: object, path: str) -> ThresholdRule:
     spec = _mapping(item, path)
     known = {"name", "service", "severity", "window", "match", "labels", "error_rate", "latency"}
-    for extra in sorted(set(spec) - known):
-        raise RuleSpecError(f"{path}.{extra}", spec[extra], f"one of the keys {sorted(known)}")
+    for extra in sorted(set(spec) - known, key=str):
+        raise RuleSpecError(f"{path}.{extra}", extra, f"one of the keys {', '.join(sorted(known))}")
     name = _text(spec.get("name"), f"{path}.name")
     service = _text(spec.get("service"), f"{path}.service")
     severity = spec.get("severity", "warning")

@@ -13,10 +13,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from otelpipe.config import load_settings
+from otelpipe.slo.check import check_slo_file
 from otelpipe.slo.dashboard import generate_dashboard
+from otelpipe.slo.durations import format_duration
 from otelpipe.slo.evaluator import SLOEvaluator, SLOStatus
 from otelpipe.slo.rules import PrometheusNames, generate_rules
-from otelpipe.slo.spec import SLOSpecError, check_thresholds, load_spec
+from otelpipe.slo.spec import SLOSpecError, load_spec
 from otelpipe.slo.state import STATE_FILE_NAME, read_saved
 
 
@@ -51,11 +54,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dashboard.add_argument("-o", "--output", help="file to write (default: stdout)")
     dashboard.set_defaults(func=_dashboard)
 
-    validate = commands.add_parser("validate", help="check a spec and print what it declares")
+    validate = commands.add_parser(
+        "validate", help="check a spec (SLOs and rules), print every problem and what it declares"
+    )
     validate.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
     validate.add_argument(
         "--boundaries",
-        help="RED histogram boundaries in seconds, comma-separated, to check latency thresholds against",
+        help="RED histogram boundaries in seconds, comma-separated, to check latency thresholds against "
+        "(default: OTELPIPE_RED_BUCKETS or its default, as the app uses)",
     )
     validate.set_defaults(func=_validate)
 
@@ -92,26 +98,45 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    try:
-        spec = load_spec(args.spec)
-        if args.boundaries:
-            try:
-                boundaries = [float(b) for b in args.boundaries.split(",") if b.strip()]
-            except ValueError:
-                return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.25,0.5")
-            check_thresholds(spec, boundaries)
-    except SLOSpecError as exc:
-        return _error(str(exc))
-    print(f"{args.spec}: {len(spec.slos)} SLO(s) OK")
-    for slo in spec.slos:
+    if args.boundaries:
+        try:
+            boundaries = tuple(float(b) for b in args.boundaries.split(",") if b.strip())
+        except ValueError:
+            return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.25,0.5")
+    else:
+        # what the app's RED store will use (OTELPIPE_RED_BUCKETS or its default)
+        boundaries = load_settings(strict=False).settings.red.buckets
+    checked = check_slo_file(args.spec, boundaries)
+    for problem in checked.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    if checked.errors:
+        print(
+            f"{args.spec}: {len(checked.errors)} problem(s); at start-up each is skipped and "
+            f"{len(checked.spec.slos)} SLO(s), {len(checked.rules)} rule(s) run",
+            file=sys.stderr,
+        )
+    else:
+        print(f"{args.spec}: {len(checked.spec.slos)} SLO(s), {len(checked.rules)} rule(s) OK")
+    for slo in checked.spec.slos:
         what = (
             slo.sli.kind
             if slo.sli.threshold_seconds is None
-            else f"latency <= {slo.sli.threshold_seconds:g}s"
+            else f"latency <= {format_duration(slo.sli.threshold_seconds)}"
         )
         tiers = ", ".join(f"{t.name} x{t.factor:g}" for t in slo.tiers)
-        print(f"  {slo.key}: {slo.objective * 100:g}% {what}, {slo.sli.selector.dimensions()}; tiers {tiers}")
-    return 0
+        selects = ", ".join(f"{name}={value}" for name, value in slo.sli.selector.dimensions())
+        print(
+            f"  SLO {slo.key}: {slo.objective * 100:g}% {what} over {format_duration(slo.period)} "
+            f"of {selects}; tiers {tiers}"
+        )
+    for rule in checked.rules:
+        threshold = (
+            f"error rate > {rule.above * 100:g}%"
+            if rule.kind == "error_rate"
+            else f"p{rule.quantile * 100:g} latency > {format_duration(rule.above)}"
+        )
+        print(f"  rule {rule.key}: {threshold} over {format_duration(rule.window_s)} ({rule.severity})")
+    return 2 if checked.errors else 0
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Parse and validate an SLO spec file (native `otelpipe/v1` form or OpenSLO v1) into one `SLOSpec`.
 
 Everything is checked here, once: consumers rely on the model being valid. Every problem raises
-`SLOSpecError` naming the file, the path inside it, the bad value and the expected form.
+`SLOSpecError` naming the file, the path inside it, the bad value and the expected form; with an
+`errors` list every problem is collected instead and the SLOs that have one are left out.
 
 Native form::
 
@@ -38,7 +39,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,24 @@ def _show(value: object) -> str:
 _MISSING = object()
 
 
+class _Problems:
+    """Collects `SLOSpecError`s so one pass reports every problem, not just the first.
+
+    `guard()` keeps parsing past a failed part; a part (an SLO, a document) with any problem is
+    skipped by its caller, the rest stay usable.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[SLOSpecError] = []
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except SLOSpecError as exc:
+            self.errors.append(exc)
+
+
 class _Node:
     """A value plus its path in the file, so every error can say where it came from."""
 
@@ -97,18 +117,25 @@ class _Node:
             return f"{self.path}[{key}]"
         return f"{self.path}.{key}" if self.path else key
 
-    def mapping(self, allowed: Sequence[str], what: str) -> dict[str, _Node]:
+    def mapping(
+        self, allowed: Sequence[str], what: str, problems: _Problems | None = None
+    ) -> dict[str, _Node]:
+        """The mapping's keys as nodes; an unknown key raises, or with `problems` is recorded and skipped."""
         if not isinstance(self.value, Mapping):
             raise self.fail(f"a mapping ({what})")
         out: dict[str, _Node] = {}
         for key, item in self.value.items():
             if key not in allowed:
-                raise SLOSpecError(
+                error = SLOSpecError(
                     self.source,
                     self._child_path(str(key)),
                     key,
                     f"one of the supported keys of {what}: {', '.join(allowed)}",
                 )
+                if problems is None:
+                    raise error
+                problems.errors.append(error)
+                continue
             out[key] = _Node(item, self._child_path(key), self.source)
         return out
 
@@ -150,18 +177,26 @@ class _Node:
         return {k: str(v) for k, v in self.value.items()}
 
 
-def load_spec(path: str | Path) -> SLOSpec:
-    """Read and validate the spec file at `path` (native or OpenSLO v1, detected from its content)."""
+def load_spec(path: str | Path, *, errors: list[SLOSpecError] | None = None) -> SLOSpec:
+    """Read and validate the spec file at `path` (native or OpenSLO v1, detected from its content).
+
+    With `errors`, see `parse_spec`: problems are collected there and only valid SLOs returned.
+    """
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SLOSpecError(source, "", str(path), f"a readable file ({exc.strerror})") from None
-    return parse_spec(text, source=source)
+    return parse_spec(text, source=source, errors=errors)
 
 
-def parse_spec(text: str, *, source: str = "<string>") -> SLOSpec:
-    """Validate spec `text`; `source` names it in error messages."""
+def parse_spec(text: str, *, source: str = "<string>", errors: list[SLOSpecError] | None = None) -> SLOSpec:
+    """Validate spec `text`; `source` names it in error messages.
+
+    Without `errors` the first problem raises. With a list, every problem in an SLO (or OpenSLO
+    document) is appended to it and that SLO is left out, so one typo does not cost the others;
+    only a file that cannot be read as a spec at all still raises.
+    """
     try:
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
@@ -171,13 +206,18 @@ def parse_spec(text: str, *, source: str = "<string>") -> SLOSpec:
     if not documents:
         raise SLOSpecError(source, "", "", "a native spec (version: otelpipe/v1) or OpenSLO v1 documents")
     first = documents[0]
+    problems = _Problems()
     if isinstance(first, Mapping) and first.get("apiVersion") == OPENSLO_VERSION:
-        spec = _parse_openslo(documents, source)
+        spec = _parse_openslo(documents, source, problems)
     elif len(documents) == 1:
-        spec = _parse_native(_Node(first, "", source))
+        spec = _parse_native(_Node(first, "", source), problems)
     else:
         raise SLOSpecError(source, "", f"{len(documents)} documents", "one native document or OpenSLO v1")
-    _check_unique(spec)
+    spec = _check_unique(spec, problems)
+    if problems.errors:
+        if errors is None:
+            raise problems.errors[0]
+        errors.extend(problems.errors)
     return spec
 
 
@@ -187,19 +227,31 @@ def check_thresholds(spec: SLOSpec, boundaries: Sequence[float]) -> None:
     Latency good events are read from the histogram's cumulative bucket counts, which are exact
     only at a boundary; interpolating would make the SLI a guess.
     """
+    problems = threshold_errors(spec, boundaries)
+    if problems:
+        raise problems[0]
+
+
+def threshold_errors(spec: SLOSpec, boundaries: Sequence[float]) -> list[SLOSpecError]:
+    """One error per SLO whose latency threshold is not a boundary (see `check_thresholds`)."""
     ordered = sorted(boundaries)
+    errors: list[SLOSpecError] = []
     for slo in spec.slos:
         threshold = slo.sli.threshold_seconds
         if threshold is None or any(math.isclose(threshold, b, rel_tol=1e-9) for b in ordered):
             continue
         at = bisect.bisect_left(ordered, threshold)
         nearest = [f"{b:g}s" for b in ordered[max(0, at - 1) : at + 1]]
-        raise SLOSpecError(
-            spec.source,
-            f"{slo.origin}.sli.threshold" if slo.origin else "threshold",
-            f"{threshold:g}s",
-            f"a RED histogram bucket boundary; nearest: {' or '.join(nearest) or 'none configured'}",
+        errors.append(
+            SLOSpecError(
+                spec.source,
+                f"{slo.origin}.sli.threshold" if slo.origin else "threshold",
+                f"{threshold:g}s",
+                f"a RED histogram bucket boundary (OTELPIPE_RED_BUCKETS); nearest: "
+                f"{' or '.join(nearest) or 'none configured'}",
+            )
         )
+    return errors
 
 
 def snap_threshold(threshold: float, boundaries: Sequence[float]) -> float:
@@ -210,12 +262,19 @@ def snap_threshold(threshold: float, boundaries: Sequence[float]) -> float:
     raise ValueError(f"{threshold} is not a boundary")
 
 
-def _check_unique(spec: SLOSpec) -> None:
+def _check_unique(spec: SLOSpec, problems: _Problems) -> SLOSpec:
+    """`spec` without repeated `service/name` keys (the first declaration wins), each one reported."""
     seen: set[str] = set()
+    kept: list[SLO] = []
     for slo in spec.slos:
         if slo.key in seen:
-            raise SLOSpecError(spec.source, f"{slo.origin}.name", slo.name, "a name unique per service")
+            problems.errors.append(
+                SLOSpecError(spec.source, f"{slo.origin}.name", slo.name, "a name unique per service")
+            )
+            continue
         seen.add(slo.key)
+        kept.append(slo)
+    return spec if len(kept) == len(spec.slos) else SLOSpec(slos=tuple(kept), source=spec.source)
 
 
 # ---------------------------------------------------------------- native form
@@ -229,8 +288,8 @@ _NATIVE_ALERTING = ("min_events", "tiers")
 _NATIVE_TIER = ("severity", "short", "long", "factor")
 
 
-def _parse_native(root: _Node) -> SLOSpec:
-    top = root.mapping(_NATIVE_TOP, "a native SLO spec")
+def _parse_native(root: _Node, problems: _Problems) -> SLOSpec:
+    top = root.mapping(_NATIVE_TOP, "a native SLO spec", problems)
     version = top.get("version")
     if version is None or version.value != NATIVE_VERSION:
         node = version or root
@@ -238,68 +297,106 @@ def _parse_native(root: _Node) -> SLOSpec:
             f"version: {NATIVE_VERSION} (native form) or apiVersion: openslo/v1 (OpenSLO)",
             None if version is None else version.value,
         )
-    default_service = top["service"].text("service name") if "service" in top else None
-    common_labels = top["labels"].labels() if "labels" in top else {}
+    default_service: str | None = None
+    common_labels: dict[str, str] = {}
+    with problems.guard():
+        default_service = top["service"].text("service name") if "service" in top else None
+    with problems.guard():
+        common_labels = top["labels"].labels() if "labels" in top else {}
     if "slos" not in top:
-        raise root.fail("a `slos` list", None)
-    slos = tuple(
-        _parse_native_slo(node, default_service, common_labels) for node in top["slos"].items("SLOs")
-    )
-    if not slos:
+        if "rules" in top:
+            return SLOSpec(slos=(), source=root.source)  # a file of threshold rules only
+        raise root.fail("a `slos` list (or a `rules` list)", None)
+    slos: list[SLO] = []
+    nodes = top["slos"].items("SLOs")
+    if not nodes:
         raise top["slos"].fail("at least one SLO")
-    return SLOSpec(slos=slos, source=root.source)
+    for node in nodes:
+        before = len(problems.errors)
+        with problems.guard():
+            slo = _parse_native_slo(node, default_service, common_labels, problems)
+            if slo is not None and len(problems.errors) == before:
+                slos.append(slo)
+    return SLOSpec(slos=tuple(slos), source=root.source)
 
 
-def _parse_native_slo(node: _Node, default_service: str | None, common_labels: dict[str, str]) -> SLO:
-    fields = node.mapping(_NATIVE_SLO, "an SLO")
-    if "name" not in fields:
-        raise node.fail("an SLO with a `name`", None)
-    name = fields["name"].text("SLO name")
-    if "objective" not in fields:
-        raise node.fail("an SLO with an `objective` (percent, e.g. 99.9)", None)
-    objective = _percent(fields["objective"])
-    period = fields["period"].duration("SLO period") if "period" in fields else 30 * 86400.0
+def _parse_native_slo(
+    node: _Node, default_service: str | None, common_labels: dict[str, str], problems: _Problems
+) -> SLO | None:
+    """One SLO; every problem found is added to `problems` (the caller drops an SLO that has any)."""
+    fields = node.mapping(_NATIVE_SLO, "an SLO", problems)
+    name = ""
+    objective = 0.0
+    period = 30 * 86400.0
+    with problems.guard():
+        if "name" not in fields:
+            raise node.fail("an SLO with a `name`", None)
+        name = fields["name"].text("SLO name")
+    with problems.guard():
+        if "objective" not in fields:
+            raise node.fail("an SLO with an `objective` (percent, e.g. 99.9 or 99.9%)", None)
+        objective = _percent(fields["objective"])
+    with problems.guard():
+        period = fields["period"].duration("SLO period") if "period" in fields else period
 
-    selector_fields = (
-        fields["selector"].mapping(_NATIVE_SELECTOR, "a selector") if "selector" in fields else {}
-    )
-    service = selector_fields["service"].text("service name") if "service" in selector_fields else None
-    service = service or default_service
-    if service is None:
-        raise node.fail("a service: at the top of the spec or in the SLO's selector", None)
-    selector = _selector(service, selector_fields)
+    selector: Selector | None = None
+    with problems.guard():
+        selector_fields = (
+            fields["selector"].mapping(_NATIVE_SELECTOR, "a selector", problems)
+            if "selector" in fields
+            else {}
+        )
+        service = selector_fields["service"].text("service name") if "service" in selector_fields else None
+        service = service or default_service
+        if service is None:
+            raise node.fail("a service: at the top of the spec or in the SLO's selector", None)
+        selector = _selector(service, selector_fields)
 
-    if "sli" not in fields:
-        raise node.fail("an `sli` ({kind: availability} or {kind: latency, threshold: 500ms})", None)
-    sli_fields = fields["sli"].mapping(_NATIVE_SLI, "an SLI")
-    kind = sli_fields["kind"].value if "kind" in sli_fields else None
-    if kind == "availability":
-        if "threshold" in sli_fields:
-            raise sli_fields["threshold"].fail("no threshold for an availability SLI")
-        sli = SLI("availability", selector)
-    elif kind == "latency":
-        if "threshold" not in sli_fields:
-            raise fields["sli"].fail("a latency SLI with a `threshold` duration, e.g. 500ms")
-        sli = SLI("latency", selector, sli_fields["threshold"].duration("latency threshold"))
-    else:
-        where = sli_fields.get("kind") or fields["sli"]
-        raise where.fail("kind: availability or kind: latency", kind)
+    sli: SLI | None = None
+    with problems.guard():
+        if "sli" not in fields:
+            raise node.fail("an `sli` ({kind: availability} or {kind: latency, threshold: 500ms})", None)
+        sli_fields = fields["sli"].mapping(_NATIVE_SLI, "an SLI", problems)
+        kind = sli_fields["kind"].value if "kind" in sli_fields else None
+        sli_selector = selector or Selector(service="")
+        if kind == "availability":
+            if "threshold" in sli_fields:
+                raise sli_fields["threshold"].fail("no threshold for an availability SLI")
+            sli = SLI("availability", sli_selector)
+        elif kind == "latency":
+            if "threshold" not in sli_fields:
+                raise fields["sli"].fail("a latency SLI with a `threshold` duration, e.g. 500ms")
+            sli = SLI("latency", sli_selector, sli_fields["threshold"].duration("latency threshold"))
+        else:
+            where = sli_fields.get("kind") or fields["sli"]
+            raise where.fail("kind: availability or kind: latency", kind)
 
     min_events = 0
     tiers = default_tiers(period)
     if "alerting" in fields:
-        alerting = fields["alerting"].mapping(_NATIVE_ALERTING, "alerting")
-        if "min_events" in alerting:
-            min_events = _count(alerting["min_events"], "minimum events in the long window")
-        if "tiers" in alerting:
-            tiers = tuple(_native_tier(t, period) for t in alerting["tiers"].items("alert tiers"))
+        with problems.guard():
+            alerting = fields["alerting"].mapping(_NATIVE_ALERTING, "alerting", problems)
+            if "min_events" in alerting:
+                with problems.guard():
+                    min_events = _count(alerting["min_events"], "minimum events in the long window")
+            if "tiers" in alerting:
+                parsed: list[AlertTier] = []
+                for tier_node in alerting["tiers"].items("alert tiers"):
+                    with problems.guard():
+                        parsed.append(_native_tier(tier_node, period))
+                tiers = tuple(parsed)
     labels = dict(common_labels)
-    if "labels" in fields:
-        labels.update(fields["labels"].labels())
-    description = fields["description"].text("description") if "description" in fields else ""
+    description = ""
+    with problems.guard():
+        if "labels" in fields:
+            labels.update(fields["labels"].labels())
+    with problems.guard():
+        description = fields["description"].text("description") if "description" in fields else ""
+    if sli is None or selector is None:
+        return None  # its problems are recorded already
     return SLO(
         name=name,
-        service=service,
+        service=selector.service,
         objective=objective,
         period=period,
         sli=sli,
@@ -345,7 +442,13 @@ def _severity(node: _Node) -> TierSeverity:
 
 
 def _percent(node: _Node) -> float:
-    value = node.number("objective in percent")
+    raw = node.value
+    if isinstance(raw, str) and raw.strip().endswith("%"):  # `99.9%`, as rules accept `above: 5%`
+        try:
+            node = _Node(float(raw.strip()[:-1]), node.path, node.source)
+        except ValueError:
+            raise node.fail("a percentage such as 99.9 or 99.9%") from None
+    value = node.number("objective in percent, e.g. 99.9 or 99.9%")
     if not 0 < value < 100:
         raise node.fail("a percentage strictly between 0 and 100, e.g. 99.9")
     return round(value / 100.0, 12)  # 99.9 / 100 is 0.9990000000000001 in binary
@@ -432,7 +535,7 @@ _OS_KINDS = ("SLO", "SLI", "AlertPolicy", "AlertCondition", "Service")
 _MIN_EVENTS_ANNOTATION = "otelpipe/min-events"
 
 
-def _parse_openslo(documents: list[Any], source: str) -> SLOSpec:
+def _parse_openslo(documents: list[Any], source: str, problems: _Problems) -> SLOSpec:
     by_kind: dict[str, dict[str, _Node]] = {kind: {} for kind in _OS_KINDS}
     slo_nodes: list[tuple[_Node, dict[str, _Node]]] = []
     for index, document in enumerate(documents):
@@ -455,8 +558,11 @@ def _parse_openslo(documents: list[Any], source: str) -> SLOSpec:
             slo_nodes.append((node, fields))
     if not slo_nodes:
         raise SLOSpecError(source, "", "no kind: SLO document", "at least one OpenSLO document of kind SLO")
-    slos = tuple(_os_slo(node, fields, by_kind) for node, fields in slo_nodes)
-    return SLOSpec(slos=slos, source=source)
+    slos: list[SLO] = []
+    for node, fields in slo_nodes:
+        with problems.guard():  # a bad SLO is reported and left out; the others stay
+            slos.append(_os_slo(node, fields, by_kind))
+    return SLOSpec(slos=tuple(slos), source=source)
 
 
 def _os_name(fields: Mapping[str, _Node], node: _Node) -> str:

@@ -23,7 +23,9 @@ def run(*argv: str) -> int:
 
 def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("slo", "validate", str(DEMO)) == 0
-    assert "3 SLO(s) OK" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 SLO(s), 0 rule(s) OK" in out
+    assert "service.name=shop" in out and "(('" not in out  # dimensions, not Python tuples
     assert run("slo", "validate", str(DEMO), "--boundaries", "0.1,0.4,0.8") == 2
     assert "slos[1].sli.threshold" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
@@ -32,6 +34,45 @@ def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     )
     assert run("slo", "validate", str(bad)) == 2
     assert "slos[0].objective: got 'high'" in capsys.readouterr().err
+
+
+BROKEN = """\
+version: otelpipe/v1
+service: shop
+slos:
+  - {name: ok, objective: 99%, sli: {kind: availability}}
+  - {name: slow, objective: 99, sli: {kind: latency, threshold: 300ms}}
+  - {name: typo, objectve: 99.9, sli: {kind: availabilty}}
+rules:
+  - {name: errors, service: shop, error_rate: {above: 5%}}
+  - {name: bad, servce: shop, error_rate: {above: 5%}}
+"""
+
+
+def test_validate_reports_every_problem_with_the_apps_boundaries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTELPIPE_RED_BUCKETS", raising=False)
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(BROKEN)
+    assert run("slo", "validate", str(spec)) == 2
+    captured = capsys.readouterr()
+    # 300ms is not a default RED bucket boundary: found without --boundaries, naming the nearest
+    assert "slos[1].sli.threshold: got '0.3s', expected a RED histogram bucket boundary" in captured.err
+    assert "nearest: 0.25s or 0.5s" in captured.err
+    assert "slos[2].objectve: got 'objectve'" in captured.err  # the typo itself
+    assert "slos[2].sli.kind: got 'availabilty'" in captured.err  # and the second problem of that SLO
+    assert "rules[1].servce: got 'servce'" in captured.err
+    assert "an SLO with an `objective`" in captured.err
+    assert "5 problem(s)" in captured.err
+    assert "SLO shop/ok: 99% availability" in captured.out  # `99%` reads like `above: 5%`
+    assert "rule shop/errors: error rate > 5%" in captured.out
+    # the boundaries the app will use come from OTELPIPE_RED_BUCKETS
+    monkeypatch.setenv("OTELPIPE_RED_BUCKETS", "0.1,0.3,1")
+    assert run("slo", "validate", str(spec)) == 2
+    captured = capsys.readouterr()
+    assert "slos[1]" not in captured.err and "4 problem(s)" in captured.err
+    assert "SLO shop/slow: 99% latency <= 300ms" in captured.out
 
 
 def test_rules_and_dashboard_to_file(tmp_path: Path) -> None:
