@@ -61,14 +61,30 @@ def _cmd_check(args: argparse.Namespace) -> int:
             f"SLO file {slo_file}: {len(checked.spec.slos)} SLO(s) and {len(checked.rules)} rule(s) will run"
             + (f"; {len(checked.errors)} problem(s), each skipped at start-up" if checked.errors else "")
         )
+    hooks_ok = _print_sdk_hooks(console)
     if errors:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         for error in errors:
             err.print(f"[bold red]error[/]: {escape(error)}")
         err.print(f"{len(errors)} configuration error(s)")
         return 1
+    if not hooks_ok:
+        return 1
     console.print("configuration OK")
     return 0
+
+
+def _print_sdk_hooks(console: Console) -> bool:
+    """One line for the SDK otelpipe runs on; one error per private hook it lacks (see otelpipe._sdk)."""
+    from otelpipe._sdk import check_sdk_hooks, sdk_version
+
+    results = check_sdk_hooks()
+    missing = [result for result in results if not result.ok]
+    console.print(f"opentelemetry-sdk {sdk_version()}: {len(results) - len(missing)}/{len(results)} SDK hooks present")
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for result in missing:
+        err.print(f"[bold red]error[/]: SDK hook {result.hook.symbol} missing ({result.error}): {result.hook.degraded}")
+    return not missing
 
 
 def _cmd_sink(args: argparse.Namespace) -> int:

@@ -265,6 +265,9 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
         pipeline.logger_provider = get_logger_provider()
         return pipeline
 
+    from otelpipe._sdk import report_missing_hooks
+
+    report_missing_hooks()  # one loud error per private SDK hook this SDK lacks, naming what degrades
     redactor = _build_redactor(settings)
     span_processors: list[SpanProcessor] = []
     log_processors: list[Any] = []

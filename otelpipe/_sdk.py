@@ -1,0 +1,284 @@
+"""The inventory of every private OpenTelemetry SDK symbol otelpipe relies on, and a check that each is there.
+
+otelpipe plugs into the SDK's public interfaces wherever one exists; where none does (custom
+processors under `opentelemetry-instrument`, producers on existing readers, a span's fields read
+without the public properties' per-call cost), it uses a private symbol. Each one is listed here with
+why it is needed, who uses it and the public alternative, and `check_sdk_hooks()` verifies them on
+the installed SDK against real SDK objects. `otelpipe check` prints the result and `configure()` logs
+one error per missing hook, naming the feature that is degraded, instead of losing it silently.
+`tests/test_sdk_contract.py` holds one contract test per hook.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+_log = logging.getLogger("otelpipe")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One private SDK symbol: what it is, who needs it, what breaks without it."""
+
+    symbol: str
+    used_by: str
+    why: str
+    public_alternative: str
+    degraded: str  # what the user loses if the hook is missing
+    probe: Callable[[], None]  # raises when the hook is missing or behaves differently
+
+
+def _configuration() -> Any:
+    import opentelemetry.sdk._configuration as configuration
+
+    return configuration
+
+
+def _probe_initialize_components() -> None:
+    parameters = inspect.signature(_configuration()._initialize_components).parameters
+    missing = {"span_processors", "log_record_processors", "sampler"} - set(parameters)
+    if missing:
+        raise LookupError(f"_initialize_components() lacks {sorted(missing)}")
+
+
+def _probe_configurator() -> None:
+    configurator = _configuration()._OTelSDKConfigurator
+    if not callable(getattr(configurator, "_configure", None)):
+        raise LookupError("_OTelSDKConfigurator._configure is missing")
+
+
+def _probe_exporter_helpers() -> None:
+    configuration = _configuration()
+    for name in ("_get_exporter_entry_point", "_get_sampler", "_import_sampler"):
+        if not callable(getattr(configuration, name, None)):
+            raise LookupError(f"opentelemetry.sdk._configuration.{name} is missing")
+
+
+def _probe_reader_collect() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        if not callable(getattr(reader, "_set_collect_callback", None)):
+            raise LookupError("MetricReader._set_collect_callback is missing")
+        if getattr(reader, "_collect", None) is None:
+            raise LookupError("MetricReader._collect is not set by the MeterProvider")
+        if not isinstance(getattr(reader, "_instrument_class_temporality", None), dict):
+            raise LookupError("MetricReader._instrument_class_temporality is missing")
+        storages = getattr(getattr(provider, "_measurement_consumer", None), "_reader_storages", None)
+        if not isinstance(storages, dict) or reader not in storages:
+            raise LookupError("MeterProvider._measurement_consumer._reader_storages is missing")
+    finally:
+        provider.shutdown()
+
+
+def _probe_meter_resource() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+
+    provider = MeterProvider(shutdown_on_exit=False)
+    try:
+        if not isinstance(getattr(getattr(provider, "_sdk_config", None), "resource", None), Resource):
+            raise LookupError("MeterProvider._sdk_config.resource is missing")
+    finally:
+        provider.shutdown()
+
+
+def _probe_instrument_classes() -> None:
+    from opentelemetry.sdk.metrics._internal.instrument import _Counter, _Histogram  # noqa: F401
+
+
+def _finished_span() -> Any:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import SpanKind
+
+    tracer = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False).get_tracer("otelpipe.sdk-check")
+    span = tracer.start_span("check", kind=SpanKind.SERVER, attributes={"a": 1})
+    span.end()
+    return span
+
+
+def _probe_span_fields() -> None:
+    from opentelemetry.attributes import BoundedAttributes
+
+    span = _finished_span()
+    for name in ("_name", "_kind", "_status", "_start_time", "_end_time", "_resource", "_context"):
+        if not hasattr(span, name):
+            raise LookupError(f"Span.{name} is missing")
+    if not isinstance(span._kind._value_, int) or not isinstance(span._status._status_code._value_, int):
+        raise LookupError("Span._kind / Span._status._status_code are not int-valued enums")
+    attributes = span._attributes
+    if type(attributes) is not BoundedAttributes or not isinstance(getattr(attributes, "_dict", None), dict):
+        raise LookupError("Span._attributes is not a BoundedAttributes with a _dict")
+    if getattr(attributes, "_lock", None) is None:
+        raise LookupError("BoundedAttributes._lock is missing")
+
+
+def _probe_on_ending() -> None:
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    order: list[str] = []
+
+    class _Probe(SpanProcessor):
+        def _on_ending(self, span: Any) -> None:
+            order.append("ending")
+
+        def on_end(self, span: Any) -> None:
+            order.append("end")
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(_Probe())
+    provider.get_tracer("otelpipe.sdk-check").start_span("check").end()
+    if order != ["ending", "end"]:
+        raise LookupError(f"SpanProcessor._on_ending is not called before on_end (saw {order})")
+
+
+def _probe_runtime_context() -> None:
+    from contextvars import ContextVar
+
+    from opentelemetry import context
+
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    if not isinstance(getattr(runtime, "_current_context", None), ContextVar):
+        raise LookupError("opentelemetry.context._RUNTIME_CONTEXT._current_context is not a ContextVar")
+
+
+def _probe_logs_sdk() -> None:
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor  # noqa: F401
+
+
+HOOKS: tuple[Hook, ...] = (
+    Hook(
+        "opentelemetry.sdk._configuration._initialize_components(span_processors=, log_record_processors=, sampler=)",
+        "otelpipe.pipeline",
+        "builds providers from the standard OTEL_* variables with otelpipe's processors in place",
+        "none: the SDK has no variable or entry point for custom processors (opentelemetry-python #4806)",
+        "otelpipe cannot configure the SDK; the configurator falls back to the stock setup",
+        _probe_initialize_components,
+    ),
+    Hook(
+        "opentelemetry.sdk._configuration._OTelSDKConfigurator",
+        "otelpipe.autoconfig",
+        "the configurator entry point opentelemetry-instrument loads",
+        "none (the documented way to ship a configurator)",
+        "otelpipe is not loaded by opentelemetry-instrument",
+        _probe_configurator,
+    ),
+    Hook(
+        "opentelemetry.sdk._configuration._get_exporter_entry_point/_get_sampler/_import_sampler",
+        "otelpipe.pipeline",
+        "resolve `otlp` by OTEL_EXPORTER_OTLP_PROTOCOL and the OTEL_TRACES_SAMPLER the way the SDK does",
+        "re-implementing the SDK's variable parsing",
+        "configure() cannot pick exporters or the sampler from the environment",
+        _probe_exporter_helpers,
+    ),
+    Hook(
+        "MetricReader._collect/_set_collect_callback/_instrument_class_temporality, "
+        "MeterProvider._measurement_consumer._reader_storages",
+        "otelpipe.processors.red_metrics",
+        "adds the RED producer's points to every reader's collection (one pre-aggregated store, no API call per span)",
+        "MetricProducer on readers (in the specification; not in the Python SDK yet)",
+        "RED metrics are not exported (SLOs still evaluate in process)",
+        _probe_reader_collect,
+    ),
+    Hook(
+        "MeterProvider._sdk_config.resource",
+        "otelpipe.processors.red_metrics",
+        "gives each forked worker its own service.instance.id and the RED scope the provider's resource",
+        "none",
+        "forked workers share one identity; RED points may carry an empty resource",
+        _probe_meter_resource,
+    ),
+    Hook(
+        "opentelemetry.sdk.metrics._internal.instrument._Counter/_Histogram",
+        "otelpipe.processors.red_metrics",
+        "look up the temporality each reader prefers for counters and histograms",
+        "none (the reader's preference table is keyed by these classes)",
+        "RED metrics are not exported",
+        _probe_instrument_classes,
+    ),
+    Hook(
+        "Span._name/_kind/_status/_start_time/_end_time/_resource/_context, BoundedAttributes._dict/_lock",
+        "otelpipe.processors.red, otelpipe.processors.span_redaction",
+        "the span-end hot path reads fields directly (the public properties allocate per call); "
+        "redaction rewrites attributes the SDK already froze",
+        "the public properties (slower; used as fallback where the type differs)",
+        "RED counts nothing and span redaction is off",
+        _probe_span_fields,
+    ),
+    Hook(
+        "SpanProcessor._on_ending",
+        "otelpipe.processors.span_redaction",
+        "masks secrets while the span is ending, before any exporter's on_end sees it",
+        "OnEnding in the specification (development); not public in the Python SDK",
+        "span attributes are exported unredacted",
+        _probe_on_ending,
+    ),
+    Hook(
+        "opentelemetry.context._RUNTIME_CONTEXT._current_context",
+        "otelpipe.processors.log_correlation",
+        "reads the current context with one C call per log record",
+        "opentelemetry.context.get_current() (used automatically when this is missing)",
+        "log correlation is a little slower (falls back to the public API)",
+        _probe_runtime_context,
+    ),
+    Hook(
+        "opentelemetry.sdk._logs (LoggerProvider, LogRecordProcessor)",
+        "otelpipe.processors.otlp_logs, otelpipe.pipeline",
+        "the logs SDK is still private in Python",
+        "none yet",
+        "OTLP log correlation/redaction and OTLP incident events are off",
+        _probe_logs_sdk,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HookResult:
+    hook: Hook
+    error: str | None  # None when the hook is present and behaves as relied on
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_sdk_hooks(hooks: tuple[Hook, ...] = HOOKS) -> list[HookResult]:
+    """Probe every hook on the installed SDK; never raises."""
+    results = []
+    for hook in hooks:
+        try:
+            hook.probe()
+            results.append(HookResult(hook, None))
+        except Exception as exc:
+            results.append(HookResult(hook, f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def sdk_version() -> str:
+    try:
+        return metadata.version("opentelemetry-sdk")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def report_missing_hooks(results: list[HookResult] | None = None) -> list[HookResult]:
+    """Log one error per missing hook naming what is degraded; returns the missing ones."""
+    missing = [r for r in (results if results is not None else check_sdk_hooks()) if not r.ok]
+    for result in missing:
+        _log.error(
+            "otelpipe: opentelemetry-sdk %s lacks %s (%s); %s",
+            sdk_version(),
+            result.hook.symbol,
+            result.error,
+            result.hook.degraded,
+        )
+    return missing
