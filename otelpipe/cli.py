@@ -89,10 +89,10 @@ def _print_sdk_hooks(console: Console) -> bool:
 
 def _cmd_sink(args: argparse.Namespace) -> int:
     from otelpipe.sink import OTLPSink, SinkStore
-    from otelpipe.sink.store import Signal
+    from otelpipe.sink.store import RotatingJsonl, Signal
 
     console = Console(highlight=False)
-    output = open(args.output, "a", encoding="utf-8") if args.output else None  # noqa: SIM115
+    output = RotatingJsonl(args.output, args.max_output_bytes) if args.output else None
     sink = OTLPSink(
         SinkStore(jsonl=output),
         host=args.host,
@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-port", type=int, default=4318, help="OTLP/HTTP port, -1 to disable (default 4318)"
     )
     sink.add_argument("--output", "-o", help="append every request as an OTLP-JSON line to this file")
+    sink.add_argument(
+        "--max-output-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        help="rotate the output file to <file>.1 past this size (default 256 MiB)",
+    )
     sink.add_argument("--interval", type=float, default=2.0, help="seconds between summaries (default 2)")
     sink.add_argument(
         "--duration", type=float, default=0.0, help="stop after this many seconds (default: run)"
