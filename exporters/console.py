@@ -16,13 +16,15 @@ if TYPE_CHECKING:
 
 
 def format_event(event: IncidentEvent) -> str:
-    """`2024-05-01T12:00:00.000Z OPENED [critical] checkout/availability: <summary> (traces: ...)`."""
+    """`2024-05-01T12:00:00.000Z OPENED [critical] checkout/availability: <summary> traces: ...`.
+
+    The summary is the engine's text for this transition (a resolution says it recovered, for how
+    long, and the figures now), so the line never repeats the firing text on recovery.
+    """
     incident = event.incident
     text = (
         f"{rfc3339(event.at)} {event.kind.upper()} [{incident.severity}] {incident.key}: {incident.summary}"
     )
-    if event.kind == "resolved" and incident.time_to_recover_s is not None:
-        text += f" (recovered after {incident.time_to_recover_s:.0f}s)"
     links = [t.url or t.trace_id for t in incident.traces[:3]]
     if links:
         text += " traces: " + " ".join(links)

@@ -22,6 +22,7 @@ from otelpipe.incidents.model import (
 )
 from otelpipe.incidents.notifier import Notifier
 from otelpipe.incidents.store import IncidentStore
+from otelpipe.incidents.text import renotified_text, resolved_text, updated_text
 
 _log = logging.getLogger("otelpipe.incidents")
 
@@ -111,13 +112,20 @@ class IncidentEngine:
             return self._continue(current, state, now)
         if current is None:
             return None
+        current = self._with_figures(current, state, now)  # a resolution reports the figures now
         if current.clear_since is None:
             self._keep(replace(current, clear_since=now), persist=True)
             return None
         if now - current.clear_since < self._hold_down_s:
+            self._keep(current, persist=False)
             return None
         resolved = replace(
-            current, status="resolved", recovered_at=current.clear_since, resolved_at=now, updated_at=now
+            current,
+            status="resolved",
+            summary=resolved_text(current, state, now),
+            recovered_at=current.clear_since,
+            resolved_at=now,
+            updated_at=now,
         )
         del self._open[state.key]
         self._resolved.append(resolved)
@@ -149,10 +157,12 @@ class IncidentEngine:
         incident = replace(self._with_evidence(current, state, now), clear_since=None)
         grew = current.notified_burn > 0 and incident.max_burn >= current.notified_burn * self._burn_factor
         if incident.severity != current.severity or grew:
+            incident = replace(incident, summary=updated_text(current, incident, state))
             incident = self._notified(incident, now)
             self._keep(incident, persist=True)
             return IncidentEvent("updated", incident, now, previous_severity=current.severity)
         if now - current.last_notified_at >= self._renotify_s:
+            incident = replace(incident, summary=renotified_text(incident, state, now))
             incident = self._notified(incident, now)
             self._keep(incident, persist=True)
             return IncidentEvent("renotified", incident, now)
@@ -178,6 +188,18 @@ class IncidentEngine:
             errors=state.errors,
             labels=dict(state.labels),
             traces=traces,
+        )
+
+    @staticmethod
+    def _with_figures(incident: Incident, state: AlertState, now: float) -> Incident:
+        """The latest figures of a clearing condition; severity, tier and evidence stay the incident's."""
+        return replace(
+            incident,
+            updated_at=now,
+            burn_rates=dict(state.burn_rates),
+            budget_remaining=state.budget_remaining,
+            total=state.total,
+            errors=state.errors,
         )
 
     @staticmethod

@@ -26,6 +26,7 @@ from otelpipe.slo.model import SLO, SLOSpec
 from otelpipe.slo.spec import check_thresholds, snap_threshold
 from otelpipe.slo.state import SavedSLO, SLOStateStore
 from otelpipe.slo.windows import WindowCounts
+from otelpipe.slo.wording import budget_text
 
 _logger = logging.getLogger("otelpipe.slo")
 
@@ -306,15 +307,24 @@ class SLOEvaluator:
         tier_name = worst.tier.name if worst is not None else ""
         if status.firing and worst is not None:
             burn = min(worst.short_burn, worst.long_burn)
+            # the tier's own threshold beside the burn, so severity never reads against the number
             summary = (
-                f"{slo.name} burning {burn:.1f}x budget ({worst.tier.severity}: "
-                f"{format_duration(worst.tier.short_window)}/{format_duration(worst.tier.long_window)})"
+                f"{slo.name} burning {burn:.1f}x budget over {format_duration(worst.tier.short_window)}"
+                f"/{format_duration(worst.tier.long_window)} ({worst.tier.severity} fires at "
+                f"{worst.tier.factor:g}x); {budget_text(status.budget_remaining, status.period)}"
             )
             exemplars = self._exemplars(track, snapshot)
         else:
-            summary = (
-                f"{slo.name} within budget ({status.budget_remaining:.1%} of the {status.period} budget left)"
-            )
+            budget = budget_text(status.budget_remaining if status.total else None, status.period)
+            if worst is None:
+                summary = f"{slo.name}: {budget}"
+            else:
+                burn = min(worst.short_burn, worst.long_burn)
+                summary = (
+                    f"{slo.name} below its alert thresholds: burning {burn:.1f}x over "
+                    f"{format_duration(worst.tier.short_window)}/{format_duration(worst.tier.long_window)} "
+                    f"({worst.tier.severity} fires at {worst.tier.factor:g}x); {budget}"
+                )
             exemplars = ()
         return AlertState(
             key=slo.key,

@@ -114,7 +114,8 @@ def test_page_fires_on_full_outage_and_stops_when_it_ends() -> None:
     ev = evaluator(availability(), clock=clock)
     (alert,) = ev.tick(snap(series(50, error=True)))
     assert alert.firing and alert.tier == "page-5m-1h" and alert.burn_rates["5m"] == pytest.approx(1000.0)
-    assert "burning 1000.0x budget (page: 5m/1h)" in alert.summary
+    assert "burning 1000.0x budget over 5m/1h (page fires at 14.4x)" in alert.summary
+    assert "30d error budget exhausted (spent x1000)" in alert.summary
     clock.now += 3700
     (alert,) = ev.tick(snap(series(50, error=True), series(10_000)))
     assert alert.burn_rates["1h"] == 0.0
