@@ -112,6 +112,17 @@ class REDMetricProducer:
         self._scope = InstrumentationScope(scope_name)
         self._lock = threading.Lock()
         self._delta_states: weakref.WeakKeyDictionary[object, _DeltaState] = weakref.WeakKeyDictionary()
+        if hasattr(os, "register_at_fork"):
+            # A reader collecting on another thread holds the lock for a whole build; a fork() landing
+            # then leaves the child's copy held forever (64 of 200 children hung in produce()).
+            weak_self = weakref.ref(self)
+
+            def _after_fork_in_child() -> None:
+                producer = weak_self()
+                if producer is not None:
+                    producer._lock = threading.Lock()
+
+            os.register_at_fork(after_in_child=_after_fork_in_child)
 
     def produce(
         self,
