@@ -445,10 +445,11 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
             store=incident_store,
         )
         evaluator, engine = evaluation.evaluator, evaluation.engine
-        evaluation.closers.append(evaluator.flush)
+        # Closed in reverse: save the windows first, then close their database, then the notifiers.
+        evaluation.closers.append(lambda: engine.close(settings.export.shutdown_timeout_s))
         if slo_state is not None:
             evaluation.closers.append(slo_state.close)
-        evaluation.closers.append(lambda: engine.close(settings.export.shutdown_timeout_s))
+        evaluation.closers.append(evaluator.flush)
         return evaluation
 
     # Forked workers evaluate in memory: SQLite handles and notifier threads do not survive fork().
