@@ -297,6 +297,28 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "Demo only: divide every SLO window by this factor so a burn shows within a minute.",
     ),
     Variable(
+        "OTELPIPE_SLO_EVALUATION",
+        "host",
+        _parse_choice("host", "process", "gateway"),
+        "Where SLOs and rules are evaluated: host (one evaluator per host: forked workers push RED to the "
+        "process that ran configure()), process (each process alone), gateway (not here: an otelpipe "
+        "gateway evaluates the exported RED).",
+    ),
+    Variable(
+        "OTELPIPE_PREFORK_PUSH_INTERVAL",
+        1.0,
+        parse_duration,
+        "With host evaluation, how often each forked worker pushes its RED to its parent over loopback.",
+        shown_default="1s",
+    ),
+    Variable(
+        "OTELPIPE_STREAM_STALE_AFTER",
+        300.0,
+        parse_duration,
+        "RED streams (workers, pods) silent this long are forgotten by the merging evaluator.",
+        shown_default="5m",
+    ),
+    Variable(
         "OTELPIPE_INCIDENT_HOLD_DOWN",
         300.0,
         parse_duration,
@@ -433,6 +455,9 @@ class SLOSettings:
     file: str | None = None
     interval_s: float = 10.0
     time_scale: float = 1.0
+    evaluation: str = "host"  # host | process | gateway
+    prefork_push_interval_s: float = 1.0
+    stream_stale_after_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -550,6 +575,9 @@ def _build(v: Mapping[str, Any]) -> Settings:
             file=v["OTELPIPE_SLO_FILE"],
             interval_s=v["OTELPIPE_SLO_INTERVAL"],
             time_scale=v["OTELPIPE_SLO_TIME_SCALE"],
+            evaluation=v["OTELPIPE_SLO_EVALUATION"],
+            prefork_push_interval_s=v["OTELPIPE_PREFORK_PUSH_INTERVAL"],
+            stream_stale_after_s=v["OTELPIPE_STREAM_STALE_AFTER"],
         ),
         incidents=IncidentSettings(
             hold_down_s=v["OTELPIPE_INCIDENT_HOLD_DOWN"],

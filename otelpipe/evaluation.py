@@ -40,8 +40,10 @@ class Evaluation:
 class EvaluationLoop:
     """Ticks `evaluation` every `interval_s` from `snapshot()`; restarts itself in forked children.
 
-    `rebuild(in_child=True)` must return a fresh `Evaluation` for a child process: file-backed
-    state and notifier threads do not survive `fork()`, so children evaluate in memory.
+    `rebuild()` must return a fresh `Evaluation` for a child process: file-backed state and
+    notifier threads do not survive `fork()`, so children evaluate in memory. Without `rebuild` a
+    forked child does not evaluate at all (its parent evaluates for it, see `otelpipe.fleet.prefork`),
+    and drops its copy of the parent's components so it never saves or notifies on their behalf.
     """
 
     def __init__(
@@ -65,6 +67,10 @@ class EvaluationLoop:
         self.last_tick_s = 0.0
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def set_source(self, snapshot: Callable[[], Any]) -> None:
+        """Read RED from `snapshot` from the next tick on (a stream merger instead of the local store)."""
+        self._snapshot = snapshot
 
     def tick(self) -> list[Any]:
         """One evaluation; returns the incident events it produced. Never raises."""
@@ -109,7 +115,14 @@ class EvaluationLoop:
         self.evaluation.close()
 
     def _after_fork_in_child(self) -> None:
-        if self._thread is None or self._rebuild is None:
+        if self._rebuild is None:
+            # The parent's evaluator, state handles and notifiers are the parent's: never close,
+            # flush or tick them from here.
+            self._stop = threading.Event()
+            self._thread = None
+            self.evaluation = Evaluation()
+            return
+        if self._thread is None:
             return  # the parent never started the loop; nothing to carry over
         try:
             self._stop = threading.Event()

@@ -53,6 +53,7 @@ class Pipeline:
     slo_evaluator: Any = None
     incident_engine: Any = None
     evaluation: Any = None  # otelpipe.evaluation.EvaluationLoop
+    prefork: Any = None  # otelpipe.fleet.prefork.PreforkMerge (OTELPIPE_SLO_EVALUATION=host)
     notifiers: list[Any] = field(default_factory=list)
     config_errors: tuple[ConfigError, ...] = ()
     _ticker: Any = None
@@ -408,6 +409,10 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
     from otelpipe.slo.metrics import register_slo_metrics
     from otelpipe.slo.state import SLOStateStore
 
+    mode = settings.slo.evaluation
+    if mode == "gateway":  # an otelpipe gateway evaluates this service's exported RED
+        _log.debug("SLO evaluation left to a gateway (OTELPIPE_SLO_EVALUATION=gateway)")
+        return
     try:
         spec, rules, skipped = _load_slo_file(settings, store.boundaries)
     except ConfigError as error:
@@ -453,9 +458,25 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         return evaluation
 
     # Forked workers evaluate in memory: SQLite handles and notifier threads do not survive fork().
+    # "host": forked workers push RED to this process, which evaluates for all of them.
     loop = EvaluationLoop(
-        store.snapshot, build(True), interval_s=settings.slo.interval_s, rebuild=lambda: build(False)
+        store.snapshot,
+        build(True),
+        interval_s=settings.slo.interval_s,
+        rebuild=(lambda: build(False)) if mode == "process" else None,
     )
+    if mode == "host":
+        from otelpipe.fleet.prefork import PreforkMerge
+
+        prefork = PreforkMerge(
+            loop,
+            store,
+            settings.slo,
+            _resource_attributes(pipeline.tracer_provider),
+            cardinality_limit=settings.red.cardinality_limit,
+            rebuild=lambda: build(False),
+        )
+        pipeline.prefork = prefork
 
     def current_status() -> Any:
         # late-bound: a forked worker replaces loop.evaluation with its own evaluator
@@ -467,6 +488,8 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
     pipeline.incident_engine = loop.evaluation.engine
     pipeline.evaluation = loop
     pipeline._closers.append(loop.stop)
+    if pipeline.prefork is not None:
+        pipeline._closers.append(pipeline.prefork.close)  # runs first: a worker's last push
     loop.start()
 
 

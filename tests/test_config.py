@@ -41,6 +41,9 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_SLO_FILE": ("slo.yaml", "slo.yaml", None, None),
     "OTELPIPE_SLO_INTERVAL": ("250ms", 0.25, "ten seconds", "a duration"),
     "OTELPIPE_SLO_TIME_SCALE": ("60", 60.0, "-1", "a number > 0"),
+    "OTELPIPE_SLO_EVALUATION": ("gateway", "gateway", "master", "one of host, process, gateway"),
+    "OTELPIPE_PREFORK_PUSH_INTERVAL": ("500ms", 0.5, "often", "a duration"),
+    "OTELPIPE_STREAM_STALE_AFTER": ("10m", 600.0, "-1s", "a duration"),
     "OTELPIPE_INCIDENT_HOLD_DOWN": ("5m", 300.0, "5 minutes", "a duration"),
     "OTELPIPE_INCIDENT_RENOTIFY": ("4h", 14400.0, "0s", "a positive duration"),
     "OTELPIPE_TRACE_URL_TEMPLATE": (

@@ -155,6 +155,27 @@ class REDStreamMerger:
                 self._expire(now)
         return merged
 
+    def add_snapshot(self, snapshot: REDSnapshot, instance: Identity) -> int:
+        """Merge an in-process store's snapshot as the cumulative streams of `instance`."""
+        return self.add(
+            REDPoint(
+                instance=instance,
+                series=tuple(sorted(series.attributes.items(), key=lambda item: item[0])),
+                histogram=True,
+                cumulative=True,
+                start_time_unix_nano=series.start_time_unix_nano,
+                time_unix_nano=snapshot.time_unix_nano,
+                count=series.calls,
+                bucket_counts=series.bucket_counts,
+                boundaries=snapshot.boundaries,
+                sum=series.sum,
+                min=series.min,
+                max=series.max,
+                exemplars=series.exemplars,
+            )
+            for series in snapshot.series
+        )
+
     def _add(self, point: REDPoint, now: int, instance_known: bool) -> None:
         key: tuple[object, ...]
         key = (point.instance, point.histogram, point.series, point.start_time_unix_nano)

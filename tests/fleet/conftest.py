@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,3 +142,175 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+# ----------------------------------------------------------------- processes
+
+HERE = Path(__file__).parent
+FLEET_APP = HERE / "fleet_app.py"
+
+
+class Webhook:
+    """Records the JSON bodies of incident notifications."""
+
+    def __init__(self) -> None:
+        bodies: list[dict[str, Any]] = []
+        self.bodies = bodies
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [b for b in list(self.bodies) if kind is None or b.get("event") == kind]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+def fetch(url: str) -> int:
+    """GET `url`; the pid that served it (from the JSON body, also on 500)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(json.loads(response.read())["pid"])
+    except urllib.error.HTTPError as error:
+        return int(json.loads(error.read())["pid"])
+
+
+def spread(url: str, count: int, threads: int = 8) -> list[int]:
+    """Send `count` concurrent GETs so that every sync worker gets some; the pids that served."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(fetch, [url] * count))
+
+
+@pytest.fixture
+def send() -> Callable[..., list[int]]:
+    return spread
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Gunicorn:
+    """`opentelemetry-instrument gunicorn -w N` serving fleet_app, started and stopped by pid."""
+
+    def __init__(self, env: dict[str, str], workers: int) -> None:
+        pytest.importorskip("gunicorn")
+        instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        self.proc = subprocess.Popen(
+            [instrument, gunicorn, "-w", str(workers), "-b", "127.0.0.1:0", "--chdir", str(HERE),
+             "--graceful-timeout", "5", "fleet_app:app"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        self.lines: list[str] = []
+        port, booted = None, 0
+        deadline = time.monotonic() + 40
+        while (port is None or booted < workers) and time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
+            port = int(match.group(1)) if match else port
+            booted += "Booting worker" in line
+        assert port is not None and booted >= workers, "".join(self.lines)
+        self.base = f"http://127.0.0.1:{port}"
+        # keep draining stderr so gunicorn never blocks on a full pipe
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+@pytest.fixture
+def gunicorn() -> Iterator[Callable[..., Gunicorn]]:
+    started: list[Gunicorn] = []
+
+    def start(env: dict[str, str], workers: int = 4) -> Gunicorn:
+        server = Gunicorn(env, workers)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """Environment for an instrumented app: no OTLP export unless `extra` asks for it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTELPIPE_SLO_INTERVAL="200ms",
+        OTELPIPE_INCIDENT_HOLD_DOWN="1s",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def fleet_env() -> Callable[..., dict[str, str]]:
+    return app_env
+
+
+FLEET_SPEC = """
+version: otelpipe/v1
+service: fleet
+slos:
+  - name: availability
+    objective: 99
+    period: 1h
+    sli: {kind: availability}
+    alerting:
+      min_events: 20
+      tiers:
+        - {severity: page, short: 2s, long: 6s, factor: 10}
+"""
+
+
+@pytest.fixture
+def slo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "slo.yaml"
+    path.write_text(FLEET_SPEC)
+    return path

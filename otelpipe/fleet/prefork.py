@@ -1,0 +1,169 @@
+"""One SLO evaluator per prefork host: forked workers push their RED to the process that ran configure().
+
+Under `opentelemetry-instrument gunicorn -w 4` every worker used to evaluate its own quarter of
+the traffic and open its own incident: four pages for one burst. Here the process that ran
+`configure()` (the gunicorn master) keeps the only evaluator. At its first `fork()` it starts a
+loopback-only OTLP/HTTP receiver (otelpipe's sink; plain HTTP because gRPC does not survive
+fork) on an ephemeral port and switches its evaluation loop to a `REDStreamMerger` fed by that
+receiver and by its own RED store. Each forked child evaluates nothing and pushes its cumulative
+RED to the parent every `push_interval_s` (a `PeriodicExportingMetricReader` on a private
+MeterProvider whose only data is the RED producer), identified by its pid and a fresh
+`service.instance.id`, so a respawned worker is a new stream and never a burst or a negative.
+
+Why not a lock-shared file or shared memory: the merger and the OTLP encoding already exist and
+are tested; loopback HTTP costs one small request per worker per second off the request path, and
+the same code path serves the multi-host gateway. If the receiver cannot start, children fall
+back to evaluating for themselves (the old behaviour) rather than going unwatched.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from otelpipe.config import SLOSettings
+from otelpipe.diagnostics import logger
+from otelpipe.fleet.merger import REDStreamMerger
+from otelpipe.processors.red_snapshot import REDSnapshot
+
+__all__ = ["PreforkMerge"]
+
+_log = logger("fleet")
+_LOCAL_INSTANCE = (("otelpipe.prefork", "parent"),)
+_PUSH_TIMEOUT_S = 2.0
+
+
+class PreforkMerge:
+    """Fork hooks that turn the configuring process into its workers' evaluator (see module doc)."""
+
+    def __init__(
+        self,
+        loop: Any,  # otelpipe.evaluation.EvaluationLoop
+        store: Any,  # otelpipe.processors.red.REDStore
+        settings: SLOSettings,
+        resource: Mapping[str, Any],
+        *,
+        cardinality_limit: int = 2000,
+        rebuild: Callable[[], Any] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._store = store
+        self._settings = settings
+        self._resource = dict(resource)
+        self._cardinality_limit = cardinality_limit
+        self._rebuild = rebuild
+        self._owner_pid = os.getpid()
+        self.merger: REDStreamMerger | None = None
+        self.endpoint: str | None = None
+        self._sink: Any = None
+        self._pusher: Any = None
+        self._failed = False
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=self._before_fork, after_in_child=self._after_fork_in_child)
+
+    # ------------------------------------------------------------------ parent
+
+    def _before_fork(self) -> None:
+        if os.getpid() != self._owner_pid or self._sink is not None or self._failed:
+            return
+        try:
+            self.start_receiver()
+        except Exception:
+            self._failed = True
+            _log.warning(
+                "otelpipe could not start the loopback receiver for forked workers; "
+                "each worker evaluates its own SLOs",
+                exc_info=True,
+            )
+
+    def start_receiver(self) -> str:
+        """Start merging (done at the first fork; callable directly). Returns the push endpoint."""
+        from otelpipe.sink import OTLPSink, SinkStore
+
+        merger = REDStreamMerger(
+            self._store.boundaries,
+            series_limit=self._cardinality_limit,
+            stale_after_s=self._settings.stream_stale_after_s,
+        )
+        store = SinkStore(keep=1)
+        store.subscribe(_feeder(merger))
+        sink = OTLPSink(store, host="127.0.0.1", grpc_port=None, http_port=0).start()
+        self.merger, self._sink = merger, sink
+        self.endpoint = f"{sink.http_endpoint}/v1/metrics"
+        self._loop.set_source(self.snapshot)
+        # Imported here, once, so forked children never import while another thread holds a lock.
+        import opentelemetry.exporter.otlp.proto.http.metric_exporter
+        import opentelemetry.sdk.metrics.export  # noqa: F401
+
+        _log.debug("workers push RED to %s", self.endpoint)
+        return self.endpoint
+
+    def snapshot(self) -> REDSnapshot:
+        """The parent's own spans and every worker's pushed RED, merged."""
+        merger = self.merger
+        assert merger is not None
+        merger.add_snapshot(self._store.snapshot(), _LOCAL_INSTANCE)
+        return merger.snapshot()
+
+    # ------------------------------------------------------------------- child
+
+    def _after_fork_in_child(self) -> None:
+        self._sink = None  # the parent's server; its socket is simply never used here
+        self.merger = None
+        self._owner_pid = -1  # a worker that forks again does not become an evaluator
+        try:
+            if self.endpoint is None:
+                if self._rebuild is not None:  # no parent to push to: watch ourselves
+                    self._loop.evaluation = self._rebuild()
+                    self._loop.start()
+                return
+            self._start_pusher(self.endpoint)
+        except Exception:
+            _log.warning("otelpipe could not set up RED push in a forked worker", exc_info=True)
+
+    def _start_pusher(self, endpoint: str) -> None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+
+        from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
+
+        identity: dict[str, Any] = {"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=endpoint, timeout=_PUSH_TIMEOUT_S),
+            export_interval_millis=self._settings.prefork_push_interval_s * 1000,
+            export_timeout_millis=_PUSH_TIMEOUT_S * 1000,
+        )
+        provider = MeterProvider(
+            metric_readers=[reader],
+            resource=Resource({**self._resource, **identity}),
+            shutdown_on_exit=False,  # closed by the pipeline's bounded shutdown instead
+        )
+        attach_red_producer(provider, REDMetricProducer(self._store, scope_name="otelpipe.prefork"))
+        self._pusher = provider
+
+    # ------------------------------------------------------------------ either
+
+    def close(self) -> None:
+        """Parent: stop the receiver. Child: push the last counts, then stop pushing."""
+        pusher, self._pusher = self._pusher, None
+        if pusher is not None:
+            pusher.shutdown(timeout_millis=_PUSH_TIMEOUT_S * 1000)
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.stop()
+
+
+def _feeder(merger: REDStreamMerger) -> Callable[[Any], None]:
+    def feed(received: Any) -> None:
+        if received.signal != "metrics":
+            return
+        try:
+            merger.add_request(received.request)
+        except Exception:  # a bad push must not take the receiver down
+            _log.warning("could not merge RED pushed by a worker", exc_info=True)
+
+    return feed
