@@ -122,12 +122,14 @@ def parse_buckets(raw: str) -> tuple[float, ...]:
 
 def _parse_patterns(raw: str) -> tuple[str, ...]:
     """Regular expressions separated by newlines or `;;` (commas and semicolons occur inside regexes)."""
+    from otelpipe.processors.redaction import compile_custom_pattern  # the engine that will run them
+
     parts = tuple(p.strip() for p in re.split(r"\n|;;", raw) if p.strip())
     for part in parts:
         try:
-            re.compile(part)
-        except re.error as exc:
-            raise ValueError(f"regular expressions separated by ';;' ({part!r}: {exc})") from None
+            compile_custom_pattern(part)
+        except ValueError as exc:
+            raise ValueError(f"regular expressions separated by ';;' ({exc})") from None
     return parts
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import regex
 
 _logger = logging.getLogger("otelpipe.logs")
 
@@ -35,15 +38,34 @@ DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
 )
 
 # A named group ``secret`` limits the mask to that part, so "Bearer [REDACTED]" still says what it was.
-BEARER_PATTERN = re.compile(r"(?i)(?<![A-Za-z0-9])bearer\s+(?P<secret>[A-Za-z0-9\-._~+/]+=*)")
-JWT_PATTERN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
-# Maximal digit runs with single space/dash separators; length and Luhn are checked in code.
-CARD_PATTERN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
-DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (BEARER_PATTERN, JWT_PATTERN, CARD_PATTERN)
+# Every default pattern is linear: possessive quantifiers over classes that cannot overlap what follows,
+# so a failed match never backtracks into its own run (tests/security/test_redaction_budget.py).
+BEARER_PATTERN = re.compile(r"(?i)(?<![A-Za-z0-9])bearer\s++(?P<secret>[A-Za-z0-9\-._~+/]++=*+)")
+JWT_PATTERN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]*+")
+# Maximal digit runs with single space/dash separators holding at least 13 digits. Matches only
+# locate runs; `_card_spans` picks the card-like candidates in them with a single left-to-right scan.
+CARD_PATTERN = re.compile(r"[0-9](?:[ -]?+[0-9]){12,}+")
+DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (BEARER_PATTERN, JWT_PATTERN)
 
 _MAX_DEPTH = 8
 _KEY_CACHE_LIMIT = 4096
 _CARD_MIN, _CARD_MAX = 13, 19
+# Digits per group in a separated card ("4111 1111 1111 1111", Amex "3782 822463 10005").
+_GROUP_MIN, _GROUP_MAX = 3, 6
+# Hard per-value budget: longer text is redacted in chunks of at most this many characters (the
+# SDK attribute value cap otelpipe sets), so no pattern ever sees more than this at once.
+MAX_CHUNK = 16384
+# Wall-clock budget for the user's own OTELPIPE_REDACT_PATTERNS on one value; past it the value is
+# masked whole (fail closed) and the timeout counted.
+CUSTOM_PATTERN_TIMEOUT_S = 0.02
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+# A 13-19-digit group, or a stretch of 3-6-digit groups joined by one space or dash, optionally
+# ended by a 1-2-digit group. Every group is checked whole by a lookahead, so nothing backtracks.
+_CARD_SEGMENT = re.compile(
+    r"(?<![0-9])(?:(?P<long>[0-9]{13,19}(?![0-9]))"
+    r"|[0-9]{3,6}(?![0-9])(?:[ -][0-9]{3,6}(?![0-9]))*+(?:[ -][0-9]{1,2}(?![0-9]))?+)"
+)
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def normalise_key(key: str) -> str:
@@ -54,25 +76,166 @@ def normalise_key(key: str) -> str:
 def luhn_valid(digits: str) -> bool:
     """True when the digit string passes the Luhn checksum used by payment cards."""
     total = 0
-    for index, char in enumerate(reversed(digits)):
+    doubled = False
+    for char in reversed(digits):
         value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+        total += _DOUBLED[value] if doubled else value
+        doubled = not doubled
     return total % 10 == 0
 
 
-def _is_card(digits: str) -> bool:
-    return _CARD_MIN <= len(digits) <= _CARD_MAX and luhn_valid(digits)
+def _issuer_length_ok(digits: str) -> bool:
+    """A card-issuer prefix (IIN) that issues numbers of this length.
+
+    Cuts false positives: epoch ms/us/ns timestamps start with 1, zero ids with 0, and neither
+    is an issuer prefix. Visa 4; Mastercard 51-55 and 2221-2720; Mir 2200-2204; Amex 34/37;
+    Diners 30/36/38/39; JCB 35; Discover, UnionPay, Maestro, RuPay 6; Maestro 50/56-59.
+    """
+    length = len(digits)
+    first = digits[0]
+    if first == "4":
+        return length in (13, 16, 19)
+    if first == "5":
+        return length == 16 if "1" <= digits[1] <= "5" else True
+    if first == "6":
+        return True
+    if first == "3":
+        second = digits[1]
+        if second in "47":
+            return length == 15
+        if second == "5":
+            return length >= 16
+        return second in "0689" and length >= 14
+    if first == "2":
+        prefix = int(digits[:4])
+        return (2221 <= prefix <= 2720 and length == 16) or (2200 <= prefix <= 2204 and length >= 16)
+    return False
+
+
+def card_like(digits: str) -> bool:
+    """13-19 digits with an issuer prefix for that length and a valid Luhn checksum."""
+    return _CARD_MIN <= len(digits) <= _CARD_MAX and _issuer_length_ok(digits) and luhn_valid(digits)
+
+
+def _glued(text: str, index: int, step: int) -> bool:
+    """Whether the character at ``index`` joins a digit run to a word or a decimal number.
+
+    A run glued to letters is part of a hex id or a word; one next to ``.`` and a digit is the
+    integer or fraction part of a decimal (``0.4111111111111111``). Neither is a card.
+    """
+    if not 0 <= index < len(text):
+        return False
+    char = text[index]
+    if char.isalnum() or char == "_":
+        return True
+    beyond = index + step
+    return char == "." and 0 <= beyond < len(text) and text[beyond].isdigit()
+
+
+def _card_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of card-like numbers, found in one left-to-right pass.
+
+    Candidates are a whole digit group of 13-19 digits, or consecutive groups of 3-6 digits (the
+    last may be shorter) joined by single spaces or dashes with 13-19 digits in all. `_CARD_SEGMENT`
+    finds the stretches made of such groups (in C, skipping `1-1-1-…` at regex speed); each group
+    is then looked at with at most four followers, so the cost is linear in ``len(text)``.
+    """
+    spans: list[tuple[int, int]] = []
+    for segment in _CARD_SEGMENT.finditer(text):
+        start, end = segment.span()
+        if end - start < _CARD_MIN:
+            continue
+        first_ok = not _glued(text, start - 1, -1)
+        last_ok = not _glued(text, end, 1)
+        if segment.group("long") is not None:
+            if first_ok and last_ok and card_like(segment.group()):
+                spans.append((start, end))
+            continue
+        groups = [(m.start() + start, m.end() + start) for m in _DIGIT_GROUP.finditer(segment.group())]
+        lo = 0 if first_ok else 1
+        hi = len(groups) if last_ok else len(groups) - 1
+        index = lo
+        while index < hi:
+            g_start, g_end = groups[index]
+            size = g_end - g_start
+            if size < _GROUP_MIN or text[g_start] not in "23456":  # no issuer starts with 0, 1, 7-9
+                index += 1
+                continue
+            best = -1
+            parts = [text[g_start:g_end]]
+            total = size
+            last = index + 1
+            while last < hi:
+                n_start, n_end = groups[last]
+                n_size = n_end - n_start
+                if total + n_size > _CARD_MAX:
+                    break
+                parts.append(text[n_start:n_end])
+                total += n_size
+                if total >= _CARD_MIN and card_like("".join(parts)):
+                    best = last
+                if n_size < _GROUP_MIN:  # a short group only ends a card ("4222 2222 2222 2")
+                    break
+                last += 1
+            if best >= 0:
+                spans.append((g_start, groups[best][1]))
+                index = best + 1
+            else:
+                index += 1
+    return spans
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]], replacement: str) -> str:
+    out: list[str] = []
+    position = 0
+    for start, end in spans:
+        out.append(text[position:start])
+        out.append(replacement)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _chunks(text: str) -> list[str]:
+    """``text`` cut into pieces of at most `MAX_CHUNK` characters, at a line break or space if any.
+
+    Cutting at whitespace keeps most secrets whole: every pattern here stops at whitespace.
+    """
+    pieces: list[str] = []
+    position = 0
+    length = len(text)
+    while length - position > MAX_CHUNK:
+        limit = position + MAX_CHUNK
+        cut = text.rfind("\n", position + MAX_CHUNK // 2, limit)
+        if cut < 0:
+            cut = max(
+                text.rfind(" ", position + MAX_CHUNK // 2, limit),
+                text.rfind("\t", position + MAX_CHUNK // 2, limit),
+            )
+        cut = limit if cut < 0 else cut + 1
+        pieces.append(text[position:cut])
+        position = cut
+    pieces.append(text[position:])
+    return pieces
+
+
+def compile_custom_pattern(pattern: str) -> regex.Pattern[str]:
+    """Compile a user-supplied pattern with the ``regex`` module, which can stop a runaway match.
+
+    Python's ``re`` has no timeout: ``(\\w+\\s?)+@example\\.com`` took 9 s on 26 characters.
+    Raises ``ValueError`` naming the problem; the syntax is Python's ``re`` syntax.
+    """
+    try:
+        return regex.compile(pattern, regex.VERSION0)
+    except regex.error as exc:
+        raise ValueError(f"{pattern!r}: {exc}") from None
 
 
 def _key_value_pattern(keys: Iterable[str], replacement: str) -> re.Pattern[str] | None:
     """``password=...``, ``"token": "..."``, ``Authorization: Basic ...`` inside free text.
 
     The auth scheme word is kept and an already-masked value is skipped, so redacting twice
-    gives the same text.
+    gives the same text. Possessive quantifiers keep a failed match from backtracking.
     """
     alternatives = sorted((re.escape(k).replace("_", "[-_]?") for k in keys if k), key=len, reverse=True)
     if not alternatives:
@@ -80,8 +243,8 @@ def _key_value_pattern(keys: Iterable[str], replacement: str) -> re.Pattern[str]
     names = "|".join(alternatives)
     done = re.escape(replacement)
     return re.compile(
-        rf"(?i)(?<![A-Za-z0-9])(?:{names})[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|digest)\s+)?+"
-        rf"(?!{done})(?P<secret>[^\s\"',;&}}\]]+)"
+        rf"(?i)(?<![A-Za-z0-9])(?:{names})[\"']?+\s*+[:=]\s*+[\"']?+(?:(?:bearer|basic|digest)\s++)?+"
+        rf"(?!{done})(?P<secret>[^\s\"',;&}}\]]++)"
     )
 
 
@@ -98,14 +261,21 @@ class Redactor:
         keys: frozenset[str] = DEFAULT_SECRET_KEYS,
         patterns: Sequence[re.Pattern[str]] = DEFAULT_PATTERNS,
         replacement: str = DEFAULT_REPLACEMENT,
+        custom_patterns: Sequence[str] = (),
     ) -> None:
+        """``patterns`` are trusted code (Python ``re``, must be linear); ``custom_patterns`` are
+        configuration text, run under `CUSTOM_PATTERN_TIMEOUT_S` per value (see `compile_custom_pattern`).
+        """
         self._keys = frozenset(normalise_key(k) for k in keys)
         self._suffixes = tuple("_" + k for k in self._keys)
         self.replacement = replacement
         key_value = _key_value_pattern(self._keys, replacement)
         # Bearer runs before key=value so "Authorization: Bearer x" masks the token, not "Bearer".
-        self._patterns: tuple[re.Pattern[str], ...] = tuple(patterns) + ((key_value,) if key_value else ())
+        self._patterns: tuple[re.Pattern[str], ...] = tuple(patterns)
+        self._key_value = key_value
+        self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
         self._key_cache: dict[str, bool] = {}
+        self.custom_timeouts = 0
 
     def is_secret_key(self, key: str) -> bool:
         """True when values under ``key`` must be masked whatever they look like."""
@@ -120,9 +290,7 @@ class Redactor:
         self._key_cache[key] = secret
         return secret
 
-    def _replace(self, match: re.Match[str]) -> str:
-        if match.re is CARD_PATTERN:
-            return self._replace_card(match.group(0))
+    def _replace(self, match: re.Match[str] | regex.Match[str]) -> str:
         if "secret" in match.re.groupindex and match.group("secret") is not None:
             start, end = match.span("secret")
             base = match.start()
@@ -130,38 +298,51 @@ class Redactor:
             return text[: start - base] + self.replacement + text[end - base :]
         return self.replacement
 
-    def _replace_card(self, run: str) -> str:
-        digits = run.replace(" ", "").replace("-", "")
-        if _is_card(digits):
-            return self.replacement
-        if len(digits) == len(run):
-            return run
-        # Separated digits around a card ("12 4111 1111 1111 1111"): try group-aligned windows.
-        groups = re.split(r"([ -])", run)
-        parts, seps = groups[0::2], groups[1::2]
-        out: list[str] = []
-        index = 0
-        while index < len(parts):
-            found = 0
-            for end in range(len(parts), index, -1):
-                if _is_card("".join(parts[index:end])):
-                    found = end
-                    break
-            if found:
-                out.append(self.replacement)
-                index = found
-            else:
-                out.append(parts[index])
-                index += 1
-            if index < len(parts):
-                out.append(seps[index - 1])
-        return "".join(out)
-
     def redact_text(self, text: str) -> str:
-        """Mask every pattern match in ``text``; returns ``text`` itself when nothing matched."""
+        """Mask every pattern match in ``text``; returns ``text`` itself when nothing matched.
+
+        Linear in ``len(text)``: longer values are redacted chunk by chunk (`MAX_CHUNK`).
+        """
+        if len(text) <= MAX_CHUNK:
+            return self._redact_chunk(text)
+        pieces = _chunks(text)
+        redacted = [self._redact_chunk(piece) for piece in pieces]
+        if all(new is old for new, old in zip(redacted, pieces, strict=True)):
+            return text
+        return "".join(redacted)
+
+    def _redact_chunk(self, text: str) -> str:
         for pattern in self._patterns:
             if pattern.search(text) is not None:
                 text = pattern.sub(self._replace, text)
+        if CARD_PATTERN.search(text) is not None:
+            spans = _card_spans(text)
+            if spans:
+                text = _mask_spans(text, spans, self.replacement)
+        if self._custom:
+            text = self._redact_custom(text)
+        if self._key_value is not None and self._key_value.search(text) is not None:
+            text = self._key_value.sub(self._replace, text)
+        return text
+
+    def _redact_custom(self, text: str) -> str:
+        """Apply the configured patterns within one shared deadline; on timeout mask the value."""
+        deadline = time.monotonic() + CUSTOM_PATTERN_TIMEOUT_S
+        try:
+            for pattern in self._custom:
+                remaining = max(deadline - time.monotonic(), 0.0005)
+                if pattern.search(text, timeout=remaining) is not None:
+                    text = pattern.sub(self._replace, text, timeout=max(deadline - time.monotonic(), 0.0005))
+        except TimeoutError:
+            self.custom_timeouts += 1
+            if self.custom_timeouts == 1:
+                _logger.warning(
+                    "an OTELPIPE_REDACT_PATTERNS pattern ran past %.0f ms on a %d-character value; "
+                    "the value was masked whole (later timeouts are counted only)",
+                    CUSTOM_PATTERN_TIMEOUT_S * 1000,
+                    len(text),
+                )
+            return self.replacement
         return text
 
     def _mask(self, value: Any) -> Any:

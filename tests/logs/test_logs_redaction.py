@@ -21,7 +21,14 @@ def _with_luhn(prefix: str) -> str:
     raise AssertionError
 
 
-cards = st.integers(12, 18).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n).map(_with_luhn))
+# (issuer prefix, length): Visa, Mastercard (both ranges), Mir, Amex, Diners, JCB, Discover, UnionPay, Maestro.
+_ISSUERS = [("4", 13), ("4", 16), ("4", 19), ("51", 16), ("55", 16), ("2221", 16), ("2720", 16), ("2200", 17)]
+_ISSUERS += [("34", 15), ("37", 15), ("36", 14), ("3095", 16), ("35", 16), ("6011", 16), ("62", 19), ("50", 13)]
+cards = st.sampled_from(_ISSUERS).flatmap(
+    lambda issuer: st.text("0123456789", min_size=issuer[1] - len(issuer[0]) - 1, max_size=issuer[1]).map(
+        lambda middle: _with_luhn(issuer[0] + middle[: issuer[1] - len(issuer[0]) - 1])
+    )
+)
 tokens = st.text(_TOKEN_ALPHABET, min_size=20, max_size=60)
 passwords = st.text("abcdefghijkmnopqrstuvwxyz0123456789!#$%*", min_size=12, max_size=30)
 
