@@ -1,0 +1,383 @@
+"""Per-request cost of otelpipe against the stock opentelemetry-distro, as ratios measured in one run.
+
+Rerun: `.venv/bin/python bench/request_cost.py [--requests N] [--rounds R] [--sampling 0.01,1.0]
+[--variants all|none|name,...] [--quick]` (also `make bench`).
+
+What an adopter compares is a real request, not a span in a loop: a Flask + SQLAlchemy (SQLite) app,
+one SELECT and one log line per request, started under `opentelemetry-instrument` in subprocesses,
+traces + metrics + logs over OTLP/HTTP to a local `otelpipe` sink, `parentbased_traceidratio`
+sampling. Every configuration runs in its own long-lived process. In each round every otelpipe
+process runs right before or after the stock process at the same sampling rate (the order flips
+every round), and the ratio is taken from that adjacent pair, so machine load shared with other
+work cancels out; the table shows the median ratio over the rounds and its range. Configurations: the stock distro (`OTEL_PYTHON_DISTRO=distro`,
+`OTEL_PYTHON_CONFIGURATOR=configurator`), otelpipe with its defaults (`OTEL_PYTHON_DISTRO=otelpipe`,
+an SLO file loaded so the evaluation loop runs), and otelpipe with one piece switched off (or on)
+at a time.
+
+Timing is taken inside the app process: each request goes through Flask's test client (the full
+WSGI stack, instrumentation hooks included, no socket), timed with `perf_counter_ns`, and a round
+reports its median. A loopback HTTP client would add a client process and socket work on the same
+two cores, whose scheduling noise is larger than the differences measured here, and would only
+dilute the ratio (a bigger denominator); the in-process figure is the stricter one.
+
+After the rounds, each otelpipe process at the lowest sampling rate serves a few failing requests,
+flushes, and the bench checks the RED metrics the sink received: SERVER calls equal the requests
+sent and errors equal the failing ones (exit status 1 if not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+# -- the instrumented app (runs in the subprocess, `request_cost.py --app`) --
+
+
+def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
+    import logging
+
+    from flask import Flask, abort
+    from sqlalchemy import create_engine, text
+
+    db_path = os.environ["BENCH_DB"]
+    engine = create_engine(f"sqlite:///{db_path}")
+    app = Flask(__name__)
+    log = logging.getLogger("bench.app")
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+
+    @app.get("/item/<int:item_id>")
+    def item(item_id: int) -> dict[str, Any]:
+        with engine.connect() as connection:
+            name = connection.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
+        log.info("item %s served", item_id)
+        return {"id": item_id, "name": name}
+
+    @app.get("/fail")
+    def fail() -> None:
+        log.error("failing on purpose")
+        abort(500)
+
+    client = app.test_client()
+    sent = 0
+
+    def run(count: int) -> tuple[list[int], int]:
+        nonlocal sent
+        times = []
+        clock = time.perf_counter_ns
+        cpu_start = time.process_time_ns()
+        for i in range(count):
+            start = clock()
+            response = client.get(f"/item/{i % 100}")
+            times.append(clock() - start)
+            if response.status_code != 200:
+                raise SystemExit(f"unexpected status {response.status_code}")
+        cpu = time.process_time_ns() - cpu_start
+        sent += count
+        return times, cpu
+
+    run(int(os.environ.get("BENCH_WARMUP", "1000")))
+    print("READY", flush=True)
+    for line in sys.stdin:
+        command, _, arg = line.strip().partition(" ")
+        if command == "run":
+            times, cpu = run(int(arg))
+            print(json.dumps({"median_ns": statistics.median(times), "cpu_ns": cpu / len(times)}), flush=True)
+        elif command == "fail":
+            for _ in range(int(arg)):
+                client.get("/fail")
+            print(json.dumps({"sent": sent, "failed": int(arg)}), flush=True)
+        elif command == "flush":
+            from opentelemetry import metrics, trace
+            from opentelemetry._logs import get_logger_provider
+
+            for provider in (trace.get_tracer_provider(), get_logger_provider(), metrics.get_meter_provider()):
+                flush = getattr(provider, "force_flush", None)
+                if flush is not None:
+                    flush(10_000)
+            print(json.dumps({"flushed": True}), flush=True)
+        elif command == "quit":
+            return
+
+
+# -- the driver --
+
+SLO_SPEC = """\
+version: otelpipe/v1
+service: bench
+slos:
+  - name: availability
+    objective: 99.9
+    period: 30d
+    sli: {kind: availability}
+  - name: latency
+    objective: 95
+    period: 30d
+    sli: {kind: latency, threshold: 500ms}
+"""
+
+# otelpipe pieces switched one at a time: label -> environment.
+VARIANTS: dict[str, dict[str, str]] = {
+    "internal-metrics-on": {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true"},
+    "record-unsampled-off": {"OTELPIPE_RED_RECORD_UNSAMPLED": "false"},
+    "redact-off": {"OTELPIPE_REDACT": "false"},
+    "log-correlation-off": {"OTELPIPE_LOG_CORRELATION": "false"},
+    "no-slo-file": {"OTELPIPE_SLO_FILE": ""},
+    "red-off": {"OTELPIPE_RED_ENABLED": "false"},
+}
+
+
+@dataclass
+class Process:
+    """One configuration's long-lived app process."""
+
+    label: str
+    sampling: float
+    otelpipe: bool
+    service: str
+    proc: subprocess.Popen[str]
+    medians: list[float] = field(default_factory=list)  # µs, wall clock, median request of a round
+    cpu: list[float] = field(default_factory=list)  # µs of process CPU (all threads) per request
+    wall_ratios: list[float] = field(default_factory=list)  # against the stock run next to it
+    cpu_ratios: list[float] = field(default_factory=list)
+
+    def ask(self, command: str, timeout: float = 300.0) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = _readline(self.proc.stdout, timeout)
+        try:
+            return dict(json.loads(line))
+        except ValueError:
+            raise SystemExit(f"{self.label}: unexpected reply {line!r}") from None
+
+
+def _readline(stream: IO[str], timeout: float) -> str:
+    """One line from a child's stdout, or exit if it does not come before the deadline."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)
+    if not selector.select(timeout):
+        raise SystemExit(f"no reply within {timeout:.0f}s")
+    return stream.readline()
+
+
+def _start(
+    label: str, sampling: float, extra: dict[str, str], sink_endpoint: str, workdir: Path, otelpipe: bool
+) -> Process:
+    service = f"bench-{label}-{sampling:g}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_SERVICE_NAME=service,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT=sink_endpoint,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG=str(sampling),
+        BENCH_DB=str(workdir / "items.db"),
+        PYTHONUNBUFFERED="1",
+    )
+    if otelpipe:
+        env.update(
+            OTEL_PYTHON_DISTRO="otelpipe",
+            OTEL_PYTHON_CONFIGURATOR="otelpipe",
+            OTELPIPE_SLO_FILE=str(workdir / "slo.yaml"),
+            OTELPIPE_STATE_DIR=str(workdir / f"state-{service}"),
+        )
+    else:
+        env.update(OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR="configurator")
+    for key, value in extra.items():
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
+    instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    stderr = (workdir / f"{service}.stderr").open("w")
+    proc = subprocess.Popen(
+        [instrument, sys.executable, str(Path(__file__).resolve()), "--app"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    return Process(label, sampling, otelpipe, service, proc)
+
+
+def _wait_ready(process: Process) -> None:
+    assert process.proc.stdout is not None
+    line = _readline(process.proc.stdout, 120)
+    if line.strip() != "READY":
+        raise SystemExit(f"{process.label} did not start: {line!r} (see its .stderr in the work dir)")
+
+
+def _make_db(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(100)])
+
+
+def _red_totals(sink: Any, service: str) -> tuple[int, int]:
+    """Latest cumulative SERVER calls and error calls in `traces.span.metrics.calls` for `service`."""
+    latest: dict[tuple[Any, ...], int] = {}
+    for received in sink.store.received("metrics"):
+        for rm in received.request.resource_metrics:
+            names = [kv.value.string_value for kv in rm.resource.attributes if kv.key == "service.name"]
+            if names != [service]:
+                continue
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name != "traces.span.metrics.calls":
+                        continue
+                    for point in metric.sum.data_points:
+                        attrs = tuple(sorted((kv.key, kv.value.string_value) for kv in point.attributes))
+                        if ("span.kind", "SPAN_KIND_SERVER") in attrs:
+                            latest[attrs] = point.as_int
+    calls = sum(latest.values())
+    errors = sum(v for attrs, v in latest.items() if ("status.code", "STATUS_CODE_ERROR") in attrs)
+    return calls, errors
+
+
+def _ratio_text(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--requests", type=int, default=500, help="timed requests per process per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--sampling", default="0.01,1.0", help="comma-separated sampler ratios")
+    parser.add_argument(
+        "--variants", default="all", help="'all', 'none' or comma-separated: " + ", ".join(VARIANTS)
+    )
+    parser.add_argument("--variants-at-full", action="store_true", help="also run the variants at 100 %%")
+    parser.add_argument("--quick", action="store_true", help="7 rounds of 300 requests")
+    args = parser.parse_args()
+    if args.app:
+        _app_main()
+        return 0
+    if args.quick:
+        args.requests, args.rounds = 300, 7
+    samplings = [float(s) for s in args.sampling.split(",")]
+    names = list(VARIANTS) if args.variants == "all" else [] if args.variants == "none" else args.variants.split(",")
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+
+    from otelpipe.sink import OTLPSink, SinkStore
+
+    sink = OTLPSink(SinkStore(keep=100_000), grpc_port=0, http_port=0).start()
+    workdir = Path(tempfile.mkdtemp(prefix="otelpipe-request-cost-"))
+    _make_db(workdir / "items.db")
+    (workdir / "slo.yaml").write_text(SLO_SPEC)
+    processes: list[Process] = []
+    try:
+        for sampling in samplings:
+            processes.append(_start("stock", sampling, {}, sink.http_endpoint, workdir, otelpipe=False))
+            processes.append(_start("otelpipe", sampling, {}, sink.http_endpoint, workdir, otelpipe=True))
+            if sampling == min(samplings) or args.variants_at_full:
+                for name in names:
+                    processes.append(
+                        _start(name, sampling, VARIANTS[name], sink.http_endpoint, workdir, otelpipe=True)
+                    )
+        for process in processes:  # started together, warmed up one after another
+            _wait_ready(process)
+        print(
+            f"{len(processes)} processes, {args.rounds} rounds x {args.requests} requests, "
+            f"samplings {samplings}; work dir {workdir}",
+            flush=True,
+        )
+        # Each otelpipe process runs right next to its stock baseline (order flipping every round):
+        # a ratio compares two measurements a few seconds apart, whatever else the machine does.
+        for round_index in range(args.rounds):
+            for index, process in enumerate(p for p in processes if p.otelpipe):
+                stock = next(p for p in processes if p.sampling == process.sampling and not p.otelpipe)
+                pair = (stock, process) if (round_index + index) % 2 == 0 else (process, stock)
+                replies = {id(member): member.ask(f"run {args.requests}") for member in pair}
+                for member in pair:
+                    member.medians.append(replies[id(member)]["median_ns"] / 1000)
+                    member.cpu.append(replies[id(member)]["cpu_ns"] / 1000)
+                mine, base = replies[id(process)], replies[id(stock)]
+                process.wall_ratios.append(mine["median_ns"] / base["median_ns"])
+                process.cpu_ratios.append(mine["cpu_ns"] / base["cpu_ns"])
+            print(f"round {round_index + 1}/{args.rounds} done", flush=True)
+
+        ok = True
+        print()
+        print(
+            "| configuration | sampling | wall µs/request | otelpipe / stock, wall | "
+            "CPU µs/request | otelpipe / stock, CPU |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
+        for sampling in samplings:
+            for process in (p for p in processes if p.sampling == sampling):
+                if not process.otelpipe:
+                    name, wall_ratio, cpu_ratio = "stock opentelemetry-distro", "1", "1"
+                else:
+                    wall_ratio, cpu_ratio = _ratio_text(process.wall_ratios), _ratio_text(process.cpu_ratios)
+                    name = "otelpipe defaults"
+                    if process.label in VARIANTS:
+                        name = "otelpipe, " + " ".join(
+                            f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items()
+                        )
+                print(
+                    f"| {name} | {sampling:g} | {statistics.median(process.medians):.0f} | {wall_ratio} | "
+                    f"{statistics.median(process.cpu):.0f} | {cpu_ratio} |"
+                )
+
+        lowest = min(samplings)
+        print()
+        for process in processes:
+            if not process.otelpipe or process.sampling != lowest or process.label == "red-off":
+                continue
+            if process.label == "record-unsampled-off":
+                continue  # counts only sampled spans by design
+            reply = process.ask("fail 7")
+            process.ask("flush")
+            deadline = time.monotonic() + 15
+            expected = (reply["sent"] + reply["failed"], reply["failed"])
+            got = _red_totals(sink, process.service)
+            while got != expected and time.monotonic() < deadline:
+                time.sleep(0.2)
+                got = _red_totals(sink, process.service)
+            verdict = "exact" if got == expected else "MISMATCH"
+            ok = ok and got == expected
+            print(
+                f"RED at {lowest:g} sampling, {process.label}: calls {got[0]} / errors {got[1]} for "
+                f"{expected[0]} requests / {expected[1]} failing: {verdict}"
+            )
+        return 0 if ok else 1
+    finally:
+        for process in processes:
+            if process.proc.poll() is None:
+                try:
+                    assert process.proc.stdin is not None
+                    process.proc.stdin.write("quit\n")
+                    process.proc.stdin.flush()
+                except OSError:
+                    pass
+        for process in processes:
+            try:
+                process.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.proc.kill()
+                process.proc.wait()
+        sink.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
