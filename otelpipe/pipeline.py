@@ -49,6 +49,7 @@ class Pipeline:
     meter_provider: Any = None
     logger_provider: Any = None
     red_store: Any = None
+    export_counts: Any = None  # otelpipe.processors.export_drops.ExportDropCounts
     slo_evaluator: Any = None
     incident_engine: Any = None
     evaluation: Any = None  # otelpipe.evaluation.EvaluationLoop
@@ -206,7 +207,6 @@ def flask_instrumentor_kwargs() -> dict[str, Any]:
 
 
 _SDK_DEFAULTS = {
-    "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true",
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "16384",
 }
 
@@ -291,9 +291,20 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
         # Even the SDK default (parent-based always-on) drops spans whose caller did not sample.
         sampler = RecordUnsampledSampler(sampler or ParentBased(ALWAYS_ON))
 
-    # SDK defaults otelpipe changes, unless the user set them: count what the batch processors drop
-    # (otel.sdk.processor.*.processed{error.type=queue_full}), and cap attribute values so one huge
-    # value cannot push a batch past the 4 MiB gRPC message limit and lose the whole batch.
+    # Drops (queue full, failed batches) are counted by the export processors themselves, once per
+    # batch, not through the SDK's internal metrics, which add about a dozen Counter.add calls per request.
+    from otelpipe.processors.export_drops import (
+        ExportDropCounts,
+        log_processor_factory,
+        span_processor_factory,
+    )
+
+    export_counts = ExportDropCounts()
+    initialize_kwargs.setdefault("export_span_processor", span_processor_factory(export_counts))
+    initialize_kwargs.setdefault("export_log_record_processor", log_processor_factory(export_counts))
+    pipeline.export_counts = export_counts
+    # SDK default otelpipe changes, unless the user set it: cap attribute values so one huge value
+    # cannot push a batch past the 4 MiB gRPC message limit and lose the whole batch.
     for variable, value in _SDK_DEFAULTS.items():
         os.environ.setdefault(variable, value)
     # Like the distros: OTLP for every signal unless OTEL_*_EXPORTER says otherwise.
@@ -317,6 +328,9 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     pipeline.meter_provider = get_meter_provider()
     pipeline.logger_provider = get_logger_provider()
 
+    from otelpipe.processors.export_drops import register_export_metrics
+
+    register_export_metrics(pipeline.meter_provider.get_meter("otelpipe.export"), export_counts)
     if store is not None:
         from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
 

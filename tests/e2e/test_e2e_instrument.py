@@ -30,6 +30,20 @@ def _metric_names(sink) -> set[str]:
     return names
 
 
+def _latest_export_counts(sink) -> dict[tuple[str, tuple], int]:
+    """Latest value of each otelpipe.export.* point, keyed by (metric name, sorted attributes)."""
+    latest = {}
+    for received in sink.store.received("metrics"):
+        for rm in received.request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name.startswith("otelpipe.export."):
+                        for point in metric.sum.data_points:
+                            attrs = tuple(sorted((kv.key, kv.value.string_value) for kv in point.attributes))
+                            latest[(metric.name, attrs)] = point.as_int
+    return latest
+
+
 def _log_records(sink) -> list:
     records = []
     for received in sink.store.received("logs"):
@@ -59,9 +73,14 @@ def test_instrumented_flask_app_sends_spans_metrics_and_logs(
 
     names = _metric_names(sink)
     assert "traces.span.metrics.calls" in names, output
-    # otelpipe turns on the SDK's own processor metrics, which count spans and logs dropped on a full queue
-    assert "otel.sdk.processor.span.processed" in names
-    assert "otel.sdk.processor.log.processed" in names
+    # Drops are counted by otelpipe's export processors, without the SDK's per-span internal metrics
+    assert "otelpipe.export.dropped" in names
+    assert "otelpipe.export.exported" in names
+    assert not any(name.startswith("otel.sdk.") for name in names), names
+    counts = _latest_export_counts(sink)
+    # the final metric export runs after the span flush: every span the sink got is counted once
+    assert counts[("otelpipe.export.exported", (("signal", "traces"),))] == len(_span_names(sink))
+    assert counts[("otelpipe.export.dropped", (("error.type", "queue_full"), ("signal", "traces")))] == 0
     records = _log_records(sink)
     greetings = [r for r in records if r.body.string_value.startswith("greeting user")]
     assert len(greetings) == 5, "each stdlib log line arrives exactly once"
