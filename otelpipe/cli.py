@@ -80,10 +80,14 @@ def _print_sdk_hooks(console: Console) -> bool:
 
     results = check_sdk_hooks()
     missing = [result for result in results if not result.ok]
-    console.print(f"opentelemetry-sdk {sdk_version()}: {len(results) - len(missing)}/{len(results)} SDK hooks present")
+    console.print(
+        f"opentelemetry-sdk {sdk_version()}: {len(results) - len(missing)}/{len(results)} SDK hooks present"
+    )
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for result in missing:
-        err.print(f"[bold red]error[/]: SDK hook {result.hook.symbol} missing ({result.error}): {result.hook.degraded}")
+        err.print(
+            f"[bold red]error[/]: SDK hook {result.hook.symbol} missing ({result.error}): {result.hook.degraded}"
+        )
     return not missing
 
 
@@ -191,7 +195,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader stopped early (`| head`): end quietly, as other command-line tools do; stdout
+        # goes to /dev/null so the interpreter's final flush does not complain either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     return code
 
 

@@ -321,6 +321,13 @@ VARIABLES: tuple[Variable[Any], ...] = (
         shown_default="5m",
     ),
     Variable(
+        "OTELPIPE_STATE_SAVE_INTERVAL",
+        5.0,
+        parse_duration,
+        "How often SLO windows are saved to OTELPIPE_STATE_DIR (and at shutdown), so `otelpipe slo status` reads live figures.",
+        shown_default="5s",
+    ),
+    Variable(
         "OTELPIPE_INCIDENT_HOLD_DOWN",
         300.0,
         parse_duration,
@@ -460,6 +467,7 @@ class SLOSettings:
     evaluation: str = "host"  # host | process | gateway
     prefork_push_interval_s: float = 1.0
     stream_stale_after_s: float = 300.0
+    save_interval_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -580,6 +588,7 @@ def _build(v: Mapping[str, Any]) -> Settings:
             evaluation=v["OTELPIPE_SLO_EVALUATION"],
             prefork_push_interval_s=v["OTELPIPE_PREFORK_PUSH_INTERVAL"],
             stream_stale_after_s=v["OTELPIPE_STREAM_STALE_AFTER"],
+            save_interval_s=v["OTELPIPE_STATE_SAVE_INTERVAL"],
         ),
         incidents=IncidentSettings(
             hold_down_s=v["OTELPIPE_INCIDENT_HOLD_DOWN"],

@@ -451,7 +451,11 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
                 _log.error("otelpipe configuration: %s; SLO windows and incidents are kept in memory", error)
                 slo_state = incident_store = None
         evaluation.evaluator = SLOEvaluator(
-            spec, boundaries=store.boundaries, state=slo_state, time_scale=settings.slo.time_scale
+            spec,
+            boundaries=store.boundaries,
+            state=slo_state,
+            time_scale=settings.slo.time_scale,
+            persist_interval=settings.slo.save_interval_s,
         )
         evaluation.rules = rules
         notifiers = _notifiers(settings, pipeline.logger_provider, meter)

@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         sub.add_argument(
             "--state-dir",
             default=os.environ.get("OTELPIPE_STATE_DIR") or None,
-            required=not os.environ.get("OTELPIPE_STATE_DIR"),
-            help=f"directory holding {FILENAME} (default: $OTELPIPE_STATE_DIR)",
+            help=f"directory holding {FILENAME} (default: $OTELPIPE_STATE_DIR, as the app has it)",
         )
         sub.add_argument("--since", help="only incidents opened within this duration, e.g. 7d")
         sub.add_argument("--json", action="store_true", help="machine-readable output")
@@ -40,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _history(args: argparse.Namespace) -> tuple[IncidentStore, float | None] | int:
+    if not args.state_dir:
+        print(
+            "no state directory: pass --state-dir or set OTELPIPE_STATE_DIR as the app has it",
+            file=sys.stderr,
+        )
+        return 2
     since = None
     if args.since:
         try:
@@ -69,10 +74,12 @@ def _list(args: argparse.Namespace) -> int:
         store.close()
     if args.open:
         incidents = [i for i in incidents if i.status == "open"][: args.limit]
-    if args.json:
-        print(json.dumps([incident_document(i) for i in incidents], indent=2))
-    else:
-        print(format_list(incidents))
+    text = (
+        json.dumps([incident_document(i) for i in incidents], indent=2)
+        if args.json
+        else format_list(incidents)
+    )
+    print(text)
     return 0
 
 

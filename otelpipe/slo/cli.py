@@ -7,20 +7,21 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from otelpipe.config import load_settings
 from otelpipe.slo.check import check_slo_file
 from otelpipe.slo.dashboard import generate_dashboard
-from otelpipe.slo.durations import format_duration
+from otelpipe.slo.durations import format_duration, parse_duration
 from otelpipe.slo.evaluator import SLOEvaluator, SLOStatus
 from otelpipe.slo.rules import PrometheusNames, generate_rules
 from otelpipe.slo.spec import SLOSpecError, load_spec
-from otelpipe.slo.state import STATE_FILE_NAME, read_saved
+from otelpipe.slo.state import STATE_FILE_NAME, SavedSLO, read_saved
+from otelpipe.slo.wording import budget_short, human_duration
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.add_argument(
         "--state-dir",
         default=os.environ.get("OTELPIPE_STATE_DIR") or None,
-        help=f"directory holding {STATE_FILE_NAME} (default: $OTELPIPE_STATE_DIR)",
+        help=f"directory holding {STATE_FILE_NAME} (default: $OTELPIPE_STATE_DIR, as the app has it)",
     )
     status.add_argument("--spec", help="spec file: recompute figures for now from the saved windows")
     status.set_defaults(func=_status)
@@ -141,13 +142,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     if not args.state_dir:
-        return _error("--state-dir is required (the directory set as OTELPIPE_STATE_DIR)")
+        return _error("no state directory: pass --state-dir or set OTELPIPE_STATE_DIR as the app has it")
     try:
         saved = read_saved(args.state_dir)
     except FileNotFoundError:
         return _error(f"no SLO state in {args.state_dir} ({STATE_FILE_NAME} not found)")
     except sqlite3.DatabaseError as exc:
         return _error(f"{Path(args.state_dir) / STATE_FILE_NAME} is not usable: {exc}")
+    settings = load_settings(strict=False).settings
     if args.spec:
         try:
             spec = load_spec(args.spec)
@@ -156,7 +158,8 @@ def _status(args: argparse.Namespace) -> int:
         thresholds = sorted(
             {s.sli.threshold_seconds for s in spec.slos if s.sli.threshold_seconds is not None}
         )
-        evaluator = SLOEvaluator(spec, boundaries=thresholds)
+        # windows are saved at the app's time scale; read them at the same one (OTELPIPE_SLO_TIME_SCALE)
+        evaluator = SLOEvaluator(spec, boundaries=thresholds, time_scale=settings.slo.time_scale)
         evaluator.load_saved(saved)
         statuses = evaluator.status()
     else:
@@ -168,37 +171,56 @@ def _status(args: argparse.Namespace) -> int:
                 continue
     if not statuses:
         return _error(f"no SLOs saved in {args.state_dir}")
-    Console().print(_table(statuses))
+    console = Console(highlight=False)
+    for line in _report(statuses):
+        console.print(line)
+    console.print(
+        _freshness(saved, settings.slo.save_interval_s, recomputed=bool(args.spec)), highlight=False
+    )
     return 0
 
 
-def _table(statuses: Sequence[SLOStatus]) -> Table:
-    table = Table(title="otelpipe SLOs")
-    for column in (
-        "SLO",
-        "objective",
-        "SLI (period)",
-        "budget left",
-        "burn rate per window",
-        "alert",
-        "as of",
-    ):
-        table.add_column(column)
+def _freshness(
+    saved: Mapping[str, SavedSLO], interval_s: float, *, recomputed: bool, now: float | None = None
+) -> str:
+    """How old the figures are: the app saves every OTELPIPE_STATE_SAVE_INTERVAL and at shutdown."""
+    newest = max((row.saved_at for row in saved.values()), default=0.0)
+    age = max(0.0, (time.time() if now is None else now) - newest)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
+    text = (
+        f"{'windows' if recomputed else 'figures'} saved {human_duration(age)} ago ({when})"
+        + ("; figures recomputed for now" if recomputed else "")
+        + f"; the app saves every {human_duration(interval_s)} (OTELPIPE_STATE_SAVE_INTERVAL) and at shutdown"
+    )
+    if age > 3 * interval_s + 10:
+        text += "; older than that: the app has stopped, or runs with another state directory"
+    return text
+
+
+def _window_order(label: str) -> float:
+    try:
+        return parse_duration(label)
+    except ValueError:
+        return float("inf")
+
+
+def _report(statuses: Sequence[SLOStatus]) -> list[str]:
+    """A few lines per SLO, which fit any terminal width: full names, windows short to long.
+
+    A wide table squeezed into 80 columns cut names until two SLOs looked alike; lines wrap instead.
+    """
+    lines: list[str] = []
     for s in sorted(statuses, key=lambda s: s.key):
-        sli = "no traffic" if s.sli is None else f"{s.sli * 100:.3f}%"
-        burns = " ".join(f"{window}:{rate:.2f}" for window, rate in s.burn_rates.items())
+        sli = "no traffic" if s.sli is None else f"{s.sli * 100:.3f}% good of {s.total}"
+        windows = sorted(s.burn_rates.items(), key=lambda item: _window_order(item[0]))  # short to long
+        burns = " ".join(f"{window}:{rate:.2f}" for window, rate in windows)
         alert = (
-            f"[red]FIRING {s.severity}[/red] ({', '.join(s.firing_tiers)})"
+            f"[bold red]FIRING {s.severity}[/] ({', '.join(s.firing_tiers)})"
             if s.firing
             else "[green]ok[/green]"
         )
-        table.add_row(
-            s.key,
-            f"{s.objective * 100:g}% / {s.period}",
-            f"{sli} of {s.total}",
-            f"{s.budget_remaining * 100:.1f}%",
-            burns,
-            alert,
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.at)),
-        )
-    return table
+        budget = budget_short(s.budget_remaining if s.total else None)
+        lines.append(f"[bold]{escape(s.key)}[/]  objective {s.objective * 100:g}% over {s.period}")
+        lines.append(f"  {alert}; SLI {sli}; error budget {budget}")
+        lines.append(f"  burn {burns}")
+    return lines

@@ -104,3 +104,30 @@ def test_cli_reports_missing_history_and_bad_since(
     IncidentStore(tmp_path).close()
     assert run_cli("incidents", "list", "--state-dir", str(tmp_path), "--since", "a week") == 2
     assert "--since: got 'a week'" in capsys.readouterr().err
+
+
+def test_cli_list_json_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`otelpipe incidents list --json | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    store = IncidentStore(tmp_path)
+    for n in range(300):  # more output than a pipe buffer holds
+        store.save(incident(f"shop/slo-{n}", NOW - n))
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTELPIPE_")}
+    env["OTELPIPE_STATE_DIR"] = str(tmp_path)  # --state-dir defaults to it
+    exe = str(Path(sys.executable).with_name("otelpipe"))
+    with subprocess.Popen(
+        [exe, "incidents", "list", "--json", "--limit", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().strip() == b"["
+        proc.stdout.close()  # what `head -1` does once it has its line
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err

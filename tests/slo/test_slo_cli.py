@@ -1,6 +1,7 @@
 """`otelpipe slo` subcommands, run through argparse as the main CLI will."""
 
 import argparse
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,37 @@ def test_status_from_persisted_state(
     store.close()
     assert run("slo", "status", "--state-dir", str(tmp_path)) == 0
     out = capsys.readouterr().out
-    assert "shop/api-availability" in out and "FIRING page" in out and "99.9% / 30d" in out
+    assert "shop/api-availability" in out and "FIRING page" in out and "objective 99.9% over 30d" in out
+    assert "error budget exhausted x1000" in out  # not "-99900.0%"
     assert run("slo", "status", "--state-dir", str(tmp_path), "--spec", str(DEMO)) == 0
     assert "shop/order-processing" in capsys.readouterr().out
+
+
+def test_status_reads_short_to_long_full_names_and_says_how_fresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("OTELPIPE_STATE_SAVE_INTERVAL", "2s")
+    spec = tmp_path / "slo.yaml"
+    names = ["api-availability-for-the-checkout-eu-region", "api-availability-for-the-checkout-us-region"]
+    spec.write_text(
+        "version: otelpipe/v1\nservice: checkout-service\nslos:\n"
+        + "".join(f"  - {{name: {n}, objective: 99.9, sli: {{kind: availability}}}}\n" for n in names)
+    )
+    store = SLOStateStore(tmp_path)
+    ev = SLOEvaluator(load_spec(spec), boundaries=(0.1,), clock=lambda: time.time() - 30, state=store)
+    ev.tick(REDSnapshot((0.1,), (), 0))
+    ev.flush()
+    store.close()
+    assert run("slo", "status", "--state-dir", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    for name in names:
+        assert f"checkout-service/{name}" in out  # whole, on one line, never cut to look alike
+    burn_line = next(line for line in out.splitlines() if line.strip().startswith("burn "))
+    labels = [pair.split(":")[0] for pair in burn_line.split()[1:]]
+    assert labels == ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]  # short to long, not as text
+    words = " ".join(out.split())
+    assert "figures saved 30s ago" in words
+    assert "the app saves every 2s (OTELPIPE_STATE_SAVE_INTERVAL) and at shutdown" in words
+    assert "the app has stopped" in words  # 30 s old with a 2 s interval: said, not hidden
+
