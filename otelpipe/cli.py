@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sink.add_argument("--quiet", action="store_true", help="print only the final total")
     sink.set_defaults(func=_cmd_sink)
 
-    for module in ("otelpipe.demo.cli", "otelpipe.slo.cli", "otelpipe.incidents.cli"):
+    for module in ("otelpipe.demo.cli", "otelpipe.slo.cli", "otelpipe.incidents.cli", "otelpipe.fleet.cli"):
         if importlib.util.find_spec(module) is not None:  # areas not built yet simply have no subcommand
             importlib.import_module(module).register(sub)
     return parser

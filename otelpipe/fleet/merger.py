@@ -32,10 +32,11 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from otelpipe.diagnostics import warn_limited
+from otelpipe.diagnostics import logger, warn_limited
 from otelpipe.fleet.points import Identity, REDPoint, UnsupportedPoints, decode_request
 from otelpipe.processors.red import DEFAULT_BOUNDARIES, validate_boundaries
 from otelpipe.processors.red_snapshot import (
@@ -49,6 +50,8 @@ from otelpipe.processors.red_snapshot import (
 )
 
 __all__ = ["MergerStats", "REDStreamMerger"]
+
+_log = logger("fleet")
 
 _MAX_EXEMPLARS = 5
 _TOLERANCE = 1e-9  # relative; ms -> s conversion may be off by an ulp
@@ -154,6 +157,20 @@ class REDStreamMerger:
             if now - self._last_expiry >= self.stale_after_ns // 10:
                 self._expire(now)
         return merged
+
+    def receive(self, received: Any) -> None:
+        """`OTLPReceiver` callback: merge a metrics request, ignore other signals, never raise.
+
+        A request the merger cannot use is the sender's problem; raising would only make the
+        exporter retry the same bytes.
+        """
+        if getattr(received, "signal", None) != "metrics":
+            return
+        try:
+            self.add_request(received.request)
+        except Exception:
+            warn_limited("fleet-merge", "could not merge a RED metrics request", area="fleet")
+            _log.debug("could not merge a RED metrics request", exc_info=True)
 
     def add_snapshot(self, snapshot: REDSnapshot, instance: Identity) -> int:
         """Merge an in-process store's snapshot as the cumulative streams of `instance`."""

@@ -3,7 +3,7 @@
 Under `opentelemetry-instrument gunicorn -w 4` every worker used to evaluate its own quarter of
 the traffic and open its own incident: four pages for one burst. Here the process that ran
 `configure()` (the gunicorn master) keeps the only evaluator. At its first `fork()` it starts a
-loopback-only OTLP/HTTP receiver (otelpipe's sink; plain HTTP because gRPC does not survive
+loopback-only OTLP/HTTP receiver (the sink's `OTLPReceiver`; plain HTTP because gRPC does not survive
 fork) on an ephemeral port and switches its evaluation loop to a `REDStreamMerger` fed by that
 receiver and by its own RED store. Each forked child evaluates nothing and pushes its cumulative
 RED to the parent every `push_interval_s` (a `PeriodicExportingMetricReader` on a private
@@ -80,16 +80,14 @@ class PreforkMerge:
 
     def start_receiver(self) -> str:
         """Start merging (done at the first fork; callable directly). Returns the push endpoint."""
-        from otelpipe.sink import OTLPSink, SinkStore
+        from otelpipe.sink import OTLPReceiver
 
         merger = REDStreamMerger(
             self._store.boundaries,
             series_limit=self._cardinality_limit,
             stale_after_s=self._settings.stream_stale_after_s,
         )
-        store = SinkStore(keep=1)
-        store.subscribe(_feeder(merger))
-        sink = OTLPSink(store, host="127.0.0.1", grpc_port=None, http_port=0).start()
+        sink = OTLPReceiver(merger.receive, host="127.0.0.1", grpc_port=None, http_port=0).start()
         self.merger, self._sink = merger, sink
         self.endpoint = f"{sink.http_endpoint}/v1/metrics"
         self._loop.set_source(self.snapshot)
@@ -155,15 +153,3 @@ class PreforkMerge:
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.stop()
-
-
-def _feeder(merger: REDStreamMerger) -> Callable[[Any], None]:
-    def feed(received: Any) -> None:
-        if received.signal != "metrics":
-            return
-        try:
-            merger.add_request(received.request)
-        except Exception:  # a bad push must not take the receiver down
-            _log.warning("could not merge RED pushed by a worker", exc_info=True)
-
-    return feed

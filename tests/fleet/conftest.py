@@ -314,3 +314,126 @@ def slo_file(tmp_path: Path) -> Path:
     path = tmp_path / "slo.yaml"
     path.write_text(FLEET_SPEC)
     return path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    return _free_port
+
+
+class GatewayProcess:
+    """`otelpipe gateway` on free ports, as a subprocess (it builds the global SDK providers)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        otelpipe = str(Path(sys.executable).with_name("otelpipe"))
+        self.proc = subprocess.Popen(
+            [otelpipe, "gateway", "--grpc-port", "0", "--http-port", "0", "--interval", "0.5"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 40
+        match = None
+        while match is None and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            match = re.search(r"OTLP/gRPC (http://\S+), OTLP/HTTP (http://\S+)", line)
+        assert match is not None, "".join(self.lines)
+        self.grpc_endpoint, self.http_endpoint = match.group(1), match.group(2)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def post(self, request: ExportMetricsServiceRequest) -> None:
+        """One OTLP/HTTP metrics export, as an SDK or a Collector would send it."""
+        http = urllib.request.Request(
+            self.http_endpoint + "/v1/metrics",
+            data=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        with urllib.request.urlopen(http, timeout=10) as response:
+            assert response.status == 200
+
+    def stop(self) -> int:
+        _stop(self.proc)
+        return int(self.proc.returncode)
+
+
+@pytest.fixture
+def gateway() -> Iterator[Callable[..., GatewayProcess]]:
+    started: list[GatewayProcess] = []
+
+    def start(env: dict[str, str]) -> GatewayProcess:
+        process = GatewayProcess(env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+class AppProcess:
+    """fleet_app.py as one single-process "pod" under opentelemetry-instrument."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+        self.proc = subprocess.Popen(
+            [instrument, sys.executable, str(FLEET_APP)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 40
+        port = None
+        while port is None and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("READY "):
+                port = int(line.split()[1])
+        assert port is not None, "".join(self.lines)
+        self.base = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+@pytest.fixture
+def app_process() -> Iterator[Callable[..., AppProcess]]:
+    started: list[AppProcess] = []
+
+    def start(env: dict[str, str]) -> AppProcess:
+        process = AppProcess(env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

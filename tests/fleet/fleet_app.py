@@ -18,10 +18,12 @@ def fail() -> tuple[dict[str, int], int]:
 
 
 if __name__ == "__main__":  # one "pod" for the gateway tests: a plain single-process server
+    import signal
     import sys
 
     from werkzeug.serving import make_server
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # atexit exports the last RED
     server = make_server("127.0.0.1", 0, app, threaded=True)
     print(f"READY {server.server_port}", flush=True)
     sys.stdout.flush()

@@ -1,0 +1,167 @@
+"""`otelpipe gateway`: one incident per service from every sender's RED, spanmetrics included."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from otelpipe.slo.state import read_saved
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+GO_SPEC = """
+version: otelpipe/v1
+service: payments-go
+slos:
+  - name: availability
+    objective: 99
+    period: 1h
+    sli: {kind: availability}
+    alerting:
+      min_events: 20
+      tiers:
+        - {severity: page, short: 2s, long: 6s, factor: 10}
+  - name: latency
+    objective: 90
+    period: 1h
+    sli: {kind: latency, threshold: 100ms}
+"""
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def _gateway_env(fleet_env, slo_file, webhook, **extra: str) -> dict[str, str]:
+    settings = {"OTELPIPE_SLO_FILE": str(slo_file), "OTELPIPE_WEBHOOK_URL": webhook.url}
+    return fleet_env(**{**settings, **extra})
+
+
+def test_spanmetrics_connector_output_gets_an_slo_without_otelpipe_in_the_service(
+    tmp_path, gateway, fleet_env, webhook, make_request, free_port
+):
+    spec = tmp_path / "go.yaml"
+    spec.write_text(GO_SPEC)
+    prometheus_port = str(free_port())
+    server = gateway(
+        _gateway_env(
+            fleet_env, spec, webhook, OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=prometheus_port
+        )
+    )
+    started = time.time() - 3600  # two Collectors whose connector has run for an hour
+    totals = {"agent-a": [50_000, 10], "agent-b": [70_000, 20]}
+
+    def tick(ok: int, errors: int) -> None:
+        for agent, counts in totals.items():
+            counts[0] += ok
+            counts[1] += errors
+            server.post(
+                make_request(
+                    "payments-go",
+                    instance=agent,
+                    shape="spanmetrics",
+                    start_s=started,
+                    time_s=time.time(),
+                    ok=counts[0],
+                    errors=counts[1],
+                )
+            )
+
+    for _ in range(8):  # steady traffic: no incident
+        tick(10, 0)
+        time.sleep(0.25)
+    assert webhook.events() == []
+    deadline = time.monotonic() + 20
+    while not webhook.events("opened") and time.monotonic() < deadline:
+        tick(10, 10)  # 50 % errors on both agents
+        time.sleep(0.25)
+    opened = webhook.events("opened")
+    assert [o["incident"]["key"] for o in opened] == ["payments-go/availability"], webhook.bodies
+    while not webhook.events("resolved") and time.monotonic() < deadline + 20:
+        tick(10, 0)
+        time.sleep(0.25)
+    assert len(webhook.events("resolved")) == 1, webhook.bodies
+    assert len(webhook.events("opened")) == 1, webhook.bodies
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/metrics", timeout=10) as response:
+        exposition = response.read().decode()
+    # the ms histogram became seconds: every call sat in the 10 ms bucket, so latency is 100 % good
+    latency = [
+        line
+        for line in exposition.splitlines()
+        if line.startswith("otelpipe_slo_sli") and 'slo="latency"' in line and 'window="1h"' in line
+    ]
+    assert latency and float(latency[0].rsplit(" ", 1)[1]) == 1.0, exposition
+
+
+def test_two_pods_of_one_service_sending_to_one_gateway_make_one_incident(
+    tmp_path, gateway, app_process, fleet_env, slo_file, webhook, send
+):
+    state = tmp_path / "gateway-state"
+    server = gateway(_gateway_env(fleet_env, slo_file, webhook, OTELPIPE_STATE_DIR=str(state)))
+    pod_env = fleet_env(
+        OTEL_SERVICE_NAME="fleet",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_ENDPOINT=server.grpc_endpoint,
+        OTEL_METRIC_EXPORT_INTERVAL="300",
+        OTELPIPE_SLO_EVALUATION="gateway",  # the pods do not evaluate, even with an SLO file and a webhook
+        OTELPIPE_SLO_FILE=str(slo_file),
+        OTELPIPE_WEBHOOK_URL=webhook.url,
+    )
+    pods = [app_process(pod_env), app_process(pod_env)]
+    for pod in pods:
+        send(pod.base + "/ok", 40)
+    for pod in pods:
+        send(pod.base + "/fail", 40)
+    assert _wait(lambda: webhook.events("resolved"), timeout=30), (webhook.bodies, "".join(server.lines))
+    time.sleep(1.0)
+    events = webhook.events()
+    assert len(webhook.events("opened")) == 1 and len(webhook.events("resolved")) == 1, events
+    assert {e["incident"]["id"] for e in events} == {events[0]["incident"]["id"]}  # "updated" as burn grew
+    for pod in pods:
+        pod.stop()
+    time.sleep(1.0)  # the gateway ticks over the pods' last exports
+    assert server.stop() == 0, "".join(server.lines)
+    saved = read_saved(state)["fleet/availability"]
+    assert saved.status["total"] == 160, saved.status
+    assert saved.status["good"] == 80, saved.status
+
+
+def test_a_gateway_restart_loses_no_saved_budget_and_reads_no_burst(
+    tmp_path, gateway, fleet_env, slo_file, webhook, make_request
+):
+    state = tmp_path / "gateway-state"
+    env = _gateway_env(fleet_env, slo_file, webhook, OTELPIPE_STATE_DIR=str(state))
+    started = time.time() - 600  # the app has run for ten minutes before the gateway
+    ok = 1_000_000
+
+    def feed(server, rounds: int) -> int:
+        nonlocal ok
+        counted = 0
+        for index in range(rounds):
+            ok += 25
+            counted += 25 if index else 0  # the first point after a (re)start is the baseline
+            server.post(make_request("fleet", instance="pod-1", start_s=started, time_s=time.time(), ok=ok))
+            time.sleep(0.1)
+        return counted
+
+    first = gateway(env)
+    before = feed(first, 10)
+    time.sleep(0.6)  # ticks over the last point
+    assert first.stop() == 0, "".join(first.lines)
+    assert read_saved(state)["fleet/availability"].status["total"] == before
+
+    second = gateway(env)  # same state dir: windows come back; the cumulative 1M is not a burst
+    after = feed(second, 10)
+    time.sleep(0.6)
+    assert second.stop() == 0, "".join(second.lines)
+    assert read_saved(state)["fleet/availability"].status["total"] == before + after
+    assert webhook.events() == [], webhook.bodies
