@@ -23,6 +23,7 @@ ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 SAMPLE_ENV = {
     "GATEWAY_ENDPOINT": "gateway:4317",
     "GATEWAY_HEADLESS_SERVICE": "gateway-headless",
+    "SLO_GATEWAY_HEADLESS_SERVICE": "otelpipe-gateway-headless",
     "TRACES_BACKEND_ENDPOINT": "tempo:4317",
     "PROMETHEUS_REMOTE_WRITE_URL": "http://prometheus:9090/api/v1/write",
     "LOGS_BACKEND_ENDPOINT": "http://loki:3100/otlp",
