@@ -27,8 +27,51 @@ if TYPE_CHECKING:
 _log = logging.getLogger("otelpipe.exporters")
 
 _STOP: Final = object()
+_STOP_RESERVE_S = 0.5  # of a shutdown's time, kept for aborting in-flight requests and joining
+_MIN_JOIN_S = 0.2
 _LOG_INTERVAL_S = 30.0
 MASK = "***"
+
+
+class Cancellation:
+    """Fired once when a notifier shuts down: runs the callbacks registered by requests in flight
+    (the HTTP layer shuts their sockets down), so no blocked connect or read outlives shutdown."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._next = 0
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` on `cancel()` (at once if already cancelled); returns its unregister function."""
+        with self._lock:
+            if not self._cancelled:
+                key = self._next
+                self._next += 1
+                self._callbacks[key] = callback
+                return lambda: self._forget(key)
+        callback()
+        return lambda: None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            callbacks = list(self._callbacks.values())
+            self._callbacks.clear()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # aborting is best effort
+                pass
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._callbacks.pop(key, None)
 
 
 class DeliveryError(Exception):
@@ -53,7 +96,10 @@ def mask_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class DeliveryOptions:
-    """How hard a notifier tries: queue bound, per-request timeout, retries and their backoff.
+    """How hard a notifier tries: queue bound, deadline of one attempt, retries and their backoff.
+
+    `timeout_s` bounds a whole attempt (connect, send and reading the answer), not each socket
+    operation: an endpoint that answers one byte per second still fails after `timeout_s`.
 
     Attempt n (1-based) that fails is retried after `min(backoff_max_s, backoff_base_s * 2**(n-1))`
     scaled by a random factor in [0.5, 1) (jitter spreads retries of many processes).
@@ -102,6 +148,7 @@ class QueuedNotifier(ABC):
         self._pending = 0
         self._pending_changed = threading.Condition()
         self._stopping = threading.Event()
+        self._cancellation = Cancellation()  # fired by shutdown; pass it to post_json
         self._last_log: dict[str, float] = {}
         self._counter = (
             meter.create_counter(
@@ -148,17 +195,26 @@ class QueuedNotifier(ABC):
         return True
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Deliver what is queued within `timeout_s`, then stop the worker; later submits are dropped."""
+        """Deliver what is queued within `timeout_s`, then stop the worker; later submits are dropped.
+
+        The worker is gone when this returns (unless it is stuck in non-network code): requests
+        still in flight are aborted, and what is left in the queue is counted as dropped.
+        """
         if self._stopping.is_set():
             return
-        self.force_flush(timeout_s)
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        self.force_flush(max(0.0, timeout_s - min(_STOP_RESERVE_S, timeout_s / 4)))
         self._stopping.set()
+        self._cancellation.cancel()
         try:
             self._queue.put_nowait(_STOP)
         except queue.Full:
-            pass  # the worker sees _stopping at its next wake-up
-        if self._thread is not None:
-            self._thread.join(timeout=max(0.1, self.timeout_s))
+            pass  # the worker sees _stopping before it takes the next item
+        thread = self._thread
+        if thread is not None:
+            thread.join(max(_MIN_JOIN_S, deadline - time.monotonic()))
+            if thread.is_alive():
+                self._warn("shutdown", "%s: worker still busy after shutdown(%.1fs)", self.name, timeout_s)
 
     def _ensure_started(self) -> None:
         """Start the worker on first use, so subclasses finish their own __init__ first."""
@@ -209,7 +265,10 @@ class QueuedNotifier(ABC):
                     return
                 self._call_idle()
                 continue
-            if item is _STOP:
+            if item is _STOP or self._stopping.is_set():
+                if isinstance(item, IncidentEvent):
+                    self._count("dropped")
+                    self._done()
                 self._drain_as_dropped()
                 return
             if isinstance(item, IncidentEvent):

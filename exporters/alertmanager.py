@@ -162,7 +162,7 @@ class AlertmanagerNotifier(QueuedNotifier):
         self._posted.update(incident.key for incident in current)
 
     def _post(self, alerts: list[dict[str, Any]]) -> None:
-        post_json(self._endpoint, alerts, timeout_s=self.timeout_s)
+        post_json(self._endpoint, alerts, timeout_s=self.timeout_s, cancellation=self._cancellation)
 
     def _secrets(self) -> tuple[str, ...]:
         return (self._endpoint,)

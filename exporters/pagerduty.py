@@ -95,7 +95,7 @@ class PagerDutyNotifier(QueuedNotifier):
     def _deliver(self, event: IncidentEvent) -> None:
         body = pagerduty_body(event, self._routing_key, self._severity_map)
         if body is not None:
-            post_json(self._url, body, timeout_s=self.timeout_s)
+            post_json(self._url, body, timeout_s=self.timeout_s, cancellation=self._cancellation)
 
     def _secrets(self) -> tuple[str, ...]:
         return (self._routing_key,)

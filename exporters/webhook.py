@@ -111,7 +111,9 @@ class WebhookNotifier(QueuedNotifier):
 
     def _deliver(self, event: IncidentEvent) -> None:
         body = webhook_body(event) if self._format == "json" else slack_body(event)
-        post_json(self._url, body, timeout_s=self.timeout_s, headers=self._headers)
+        post_json(
+            self._url, body, timeout_s=self.timeout_s, headers=self._headers, cancellation=self._cancellation
+        )
 
     def _secrets(self) -> tuple[str, ...]:
         return (self._url, *self._headers.values())

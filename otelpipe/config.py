@@ -389,7 +389,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "OTELPIPE_NOTIFY_TIMEOUT",
         5.0,
         parse_duration,
-        "Timeout of one notifier HTTP call.",
+        "Deadline of one notifier HTTP attempt (connect, send and answer together).",
         shown_default="5s",
     ),
     Variable(
