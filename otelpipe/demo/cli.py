@@ -25,7 +25,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         keep_dir=args.keep,
     )
-    view = DemoView(Console(), duration_s=options.duration_s)
+    view = DemoView(Console(), duration_s=options.duration_s, time_scale=options.time_scale)
     result = run_demo(options, view)
     view.finish(result)
     ok = not result.leftover_pids and result.traffic.sent > 0

@@ -1,4 +1,10 @@
-"""Terminal view of the demo (rich): progress, RED per operation, SLO burn, incidents, correlated log lines.
+"""Terminal view of the demo (rich): traffic, SLO burn, incidents, RED per operation, correlated log lines.
+
+The layout is cut to the terminal: on 80x24 the SLOs and incidents (the point of the demo) come
+first and the RED table gets the rows that are left, saying how many it leaves out; larger
+terminals get boxed tables and the log lines. Windows are shown at their real, scaled length
+(the demo divides every SLO window by the time scale), every window is shown, a budget reads as
+a bar or "exhausted x154", and text too long for its line ends in an ellipsis.
 
 On a terminal it redraws in place; otherwise (CI, pipes) it prints a short status line every few
 seconds and every incident transition as it arrives, so a log of the run still tells the story.
@@ -6,41 +12,214 @@ seconds and every incident transition as it arrives, so a log of the run still t
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console, Group
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from otelpipe.demo.observed import MetricView
 from otelpipe.demo.traffic import TrafficStats
+from otelpipe.slo.durations import format_duration, parse_duration
+from otelpipe.slo.wording import budget_short
 
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: operations of the demo's own control plane (fault injection), not of the shop's users
+_CONTROL_PREFIXES = ("/admin/", "GET /admin", "POST /admin")
+_COMPACT_WIDTH = 120  # below this width (or 40 lines) the compact layout is used
+_COMPACT_HEIGHT = 40
 
 
-def _seconds(label: str) -> float:
+@dataclass
+class Frame:
+    """Everything one redraw shows; built from what arrived (metrics, webhooks, service output)."""
+
+    elapsed_s: float
+    duration_s: float
+    stats: TrafficStats
+    red_rows: Sequence[Any] | None  # None: exported elsewhere, not visible here
+    slo_rows: Sequence[Any]
+    events: Sequence[dict[str, Any]]
+    log_lines: Sequence[str] = field(default_factory=list)
+    time_scale: float = 1.0
+
+
+def real_window(label: str, time_scale: float) -> str:
+    """The length a nominal window (`5m`) really has at `time_scale` (720: `0.4s`)."""
     try:
-        return float(label[:-1]) * _UNIT_SECONDS.get(label[-1], 1)
+        seconds = parse_duration(label) / time_scale
+    except ValueError:
+        return label
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.2g}s"
+    return format_duration(round(seconds))
+
+
+def _window_seconds(label: str) -> float:
+    try:
+        return parse_duration(label)
     except ValueError:
         return float("inf")
 
 
-def _red_table(metrics: MetricView | None, rows: Sequence[Any] | None = None) -> Table:
-    table = Table(title="RED per operation (from exported traces.span.metrics.*)", expand=True)
-    for column in ("service", "operation", "kind", "calls", "errors", "err %", "mean ms"):
-        table.add_column(
-            column, justify="right" if column in ("calls", "errors", "err %", "mean ms") else "left"
+def _budget(remaining: float | None, width: int = 10) -> Text:
+    """A bar of what is left (green, yellow, red), or `exhausted x154` in red."""
+    if remaining is None:
+        return Text("no traffic", style="dim")
+    if remaining < 0:
+        return Text(budget_short(remaining), style="bold red")
+    filled = round(remaining * width)
+    style = "green" if remaining > 0.5 else "yellow" if remaining > 0.2 else "red"
+    text = Text("█" * filled, style=style)
+    text.append("░" * (width - filled), style="dim")
+    text.append(f" {remaining:.0%} left")
+    return text
+
+
+def _line(text: str | Text, width: int) -> Text:
+    """One line, cut with an ellipsis when it does not fit."""
+    line = text if isinstance(text, Text) else Text(text)
+    line.no_wrap = True
+    line.overflow = "ellipsis"
+    line.truncate(width, overflow="ellipsis")
+    return line
+
+
+def _is_control(operation: str) -> bool:
+    return any(operation.startswith(prefix) or prefix in operation for prefix in _CONTROL_PREFIXES)
+
+
+def _traffic_line(frame: Frame, width: int) -> Text:
+    stats = frame.stats
+    client = sum(count for status, count in stats.by_status.items() if 400 <= status < 500)
+    done = min(1.0, frame.elapsed_s / frame.duration_s) if frame.duration_s else 1.0
+    bar = max(4, min(20, width // 10))
+    text = Text("traffic ")
+    text.append("━" * round(done * bar), style="green")
+    text.append("━" * (bar - round(done * bar)), style="dim")
+    text.append(f" {frame.elapsed_s:3.0f}s  {stats.sent} requests, ")
+    text.append(f"{stats.server_errors} 5xx", style="red" if stats.server_errors else "")
+    text.append(f", {client} 4xx")
+    if client:
+        text.append(" (client errors: no SLO burn)", style="dim")
+    return _line(text, width)
+
+
+def _slo_section(frame: Frame, width: int, compact: bool) -> list[RenderableType]:
+    scale = frame.time_scale
+    title = "SLOs (otelpipe.slo.* gauges)"
+    if scale != 1:
+        title += f"; windows scaled 1/{scale:g}: 30d lasts {real_window('30d', scale)}"
+    if not frame.slo_rows:
+        return [_line(Text(title, style="bold"), width), _line("  waiting for the first SLO gauges", width)]
+    if compact:
+        out: list[RenderableType] = [_line(Text(title, style="bold"), width)]
+        name_width = min(28, max(len(row.slo) for row in frame.slo_rows))
+        for row in frame.slo_rows:
+            head = Text(f"{row.slo:<{name_width}}"[:name_width])
+            objective = "-" if row.objective is None else f"{100 * row.objective:g}%"
+            head.append(f" {objective:>6}  budget ")
+            head.append_text(_budget(row.budget_remaining))
+            out.append(_line(head, width))
+            out.append(_line(_burns(row, scale, prefix="  burn "), width))
+        return out
+    table = Table(title=title, expand=True, box=box.SIMPLE_HEAD)
+    table.add_column("slo", no_wrap=True, overflow="ellipsis")
+    table.add_column("objective", justify="right")
+    table.add_column("error budget", no_wrap=True)
+    table.add_column("burn rate per window, short to long (real length)", no_wrap=True, overflow="ellipsis")
+    for row in frame.slo_rows:
+        table.add_row(
+            row.slo,
+            "-" if row.objective is None else f"{100 * row.objective:g}%",
+            _budget(row.budget_remaining),
+            _burns(row, scale),
         )
-    if metrics is None and rows is None:
-        table.add_row("-", "exporting to an external endpoint: see your backend", "", "", "", "", "")
-        return table
-    for row in (rows if rows is not None else metrics.red_rows() if metrics else [])[:12]:
-        style = "red" if row.error_ratio > 0.05 else None
+    return [table]
+
+
+def _burns(row: Any, scale: float, prefix: str = "") -> Text:
+    """Every window, short to long, at its real length; a burn at or above 1x spends budget early."""
+    text = Text(prefix)
+    windows = sorted(row.burn_rates.items(), key=lambda item: _window_seconds(item[0]))
+    for index, (window, burn) in enumerate(windows):
+        if index:
+            text.append(" ")
+        style = "bold red" if burn >= 14.4 else "yellow" if burn >= 1 else ""
+        text.append(f"{real_window(window, scale)}:")
+        text.append(f"{burn:.1f}".removesuffix(".0") + "x", style=style)
+    if not windows:
+        text.append("-")
+    return text
+
+
+def incident_line(event: dict[str, Any]) -> str:
+    """`   opened critical shop/api-availability: <the engine's text for this transition>`."""
+    incident = event.get("incident", {})
+    traces = incident.get("traces") or []
+    example = f" e.g. trace {traces[0]['trace_id']}" if traces and event.get("event") != "resolved" else ""
+    return (
+        f"{event.get('event', '?'):>9} {incident.get('severity', '?'):<8} {incident.get('service', '?')}/"
+        f"{incident.get('name', '?')}: {incident.get('summary', '')}{example}"
+    )
+
+
+def _incident_section(frame: Frame, width: int, lines: int, *, wrap: bool) -> list[RenderableType]:
+    """The latest transitions, one line each (cut with an ellipsis) or, with `wrap`, whole."""
+    out: list[RenderableType] = [_line(Text("incidents (webhook deliveries)", style="bold"), width)]
+    shown = [incident_line(e) for e in frame.events[-lines:]] or ["  no incident yet"]
+    for text in shown:
+        style = "red" if " opened " in text[:20] else "green" if "resolved" in text[:12] else ""
+        out.append(Text(text, style=style) if wrap else _line(Text(text, style=style), width))
+    return out
+
+
+def _red_section(
+    frame: Frame, width: int, rows_left: int, compact: bool, *, always_note: bool = False
+) -> list[RenderableType]:
+    """The RED table with at most `rows_left` rows, plus a line saying what it leaves out."""
+    title = (
+        "RED per operation (errors = 5xx and exceptions; 4xx such as 404 are the client's, not errors)"
+        if compact
+        else "RED per operation (exported traces.span.metrics.*; errors = 5xx and exceptions; "
+        "4xx such as 404 are client errors, no SLO burn)"
+    )
+    table = Table(
+        expand=True,
+        box=None if compact else box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    for column in ("service", "operation", "kind", "calls", "errors", "err %", "mean ms"):
+        numeric = column in ("calls", "errors", "err %", "mean ms")
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            ratio=3 if column == "operation" else None,
+            min_width=8 if column in ("service", "kind") else None,
+        )
+    header: list[RenderableType] = [_line(Text(title, style="bold"), width)]
+    if frame.red_rows is None:
+        table.add_row("-", "exported to an external endpoint: see your backend", "", "", "", "", "")
+        return [*header, table]
+    # operations with errors first, then the busiest: what a cut table must not lose
+    rows = sorted(
+        (r for r in frame.red_rows if not _is_control(r.operation)), key=lambda r: (r.errors == 0, -r.calls)
+    )
+    hidden = len(frame.red_rows) - len(rows)
+    fit = max(0, rows_left)
+    more = max(0, len(rows) - fit)
+    for row in rows[:fit]:
         table.add_row(
             row.service,
             row.operation,
@@ -49,46 +228,21 @@ def _red_table(metrics: MetricView | None, rows: Sequence[Any] | None = None) ->
             str(row.errors),
             f"{100 * row.error_ratio:.1f}",
             f"{row.mean_ms:.1f}",
-            style=style,
+            style="red" if row.error_ratio > 0.05 else None,
         )
-    return table
+    notes = []
+    if more:
+        notes.append(f"{more} more operation(s) below (taller terminal: all)")
+    if hidden:
+        notes.append("/admin control endpoint hidden")
+    out = [*header, table]
+    if notes or always_note:
+        out.append(_line(Text("; ".join(notes), style="dim"), width))
+    return out
 
 
-def _slo_table(metrics: MetricView | None, rows: Sequence[Any] | None = None) -> Table:
-    table = Table(title="SLOs (otelpipe.slo.* gauges; windows scaled for the demo)", expand=True)
-    table.add_column("slo")
-    table.add_column("objective", justify="right")
-    table.add_column("budget left", justify="right")
-    table.add_column("burn rate per window (short to long)")
-    for row in rows if rows is not None else metrics.slo_rows() if metrics else []:
-        budget = "-" if row.budget_remaining is None else f"{100 * row.budget_remaining:.1f}%"
-        burns = sorted(row.burn_rates.items(), key=lambda item: _seconds(item[0]))
-        table.add_row(
-            row.slo,
-            "-" if row.objective is None else f"{100 * row.objective:g}%",
-            budget,
-            "  ".join(f"{window} {burn:.1f}x" for window, burn in burns[:6]) or "-",
-            style="red" if any(burn >= 14.4 for _, burn in burns) else None,
-        )
-    return table
-
-
-def _incident_line(event: dict[str, Any]) -> str:
-    incident = event.get("incident", {})
-    traces = incident.get("traces") or []
-    example = f" e.g. trace {traces[0]['trace_id']}" if traces else ""
-    return (
-        f"{event.get('event', '?'):>9} {incident.get('severity', '?'):<8} {incident.get('service', '?')}/"
-        f"{incident.get('name', '?')}: {incident.get('summary', '')}{example}"
-    )
-
-
-def _incidents_panel(events: Sequence[dict[str, Any]]) -> Panel:
-    lines = [_incident_line(e) for e in events[-6:]] or ["no incident yet"]
-    return Panel("\n".join(lines), title="incidents (webhook deliveries)")
-
-
-def _log_panel(lines: Sequence[str]) -> Panel:
+def log_summaries(lines: Sequence[str], limit: int) -> list[str]:
+    """The latest shop log lines that carry a trace id, as `level trace span req message`."""
     shown: list[str] = []
     for line in reversed(lines):
         if not line.startswith("{"):
@@ -97,27 +251,62 @@ def _log_panel(lines: Sequence[str]) -> Panel:
             record = json.loads(line)
         except ValueError:
             continue
-        if record.get("trace_id", "0" * 32) == "0" * 32:
+        if not isinstance(record, dict) or record.get("trace_id", "0" * 32) == "0" * 32:
             continue
         shown.append(
-            f"{record.get('level', '')[:4]} trace={record['trace_id'][:12]}… span={record.get('span_id', '')[:8]}… "
-            f"req={str(record.get('request_id', ''))[:8]} {record.get('message', '')[:70]}"
+            f"{str(record.get('level', ''))[:4]} trace={str(record['trace_id'])[:12]}… "
+            f"span={str(record.get('span_id', ''))[:8]}… req={str(record.get('request_id', ''))[:8]} "
+            f"{record.get('message', '')}"
         )
-        if len(shown) == 4:
+        if len(shown) == limit:
             break
-    return Panel("\n".join(reversed(shown)) or "waiting for logs", title="correlated JSON log lines (shop)")
+    return list(reversed(shown))
+
+
+def _log_panel(lines: Sequence[str], width: int, limit: int = 4) -> Panel:
+    inner = max(10, width - 4)
+    shown = [_line(text, inner) for text in log_summaries(lines, limit)] or [Text("waiting for logs")]
+    return Panel(
+        Group(*shown),
+        title="shop log lines with their trace ids (JSON on stdout, shown as text)",
+        width=width,
+    )
+
+
+def _height(parts: Sequence[RenderableType], width: int) -> int:
+    """Lines `parts` take at `width` (rendered off-screen)."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    options = console.options.update(width=width)
+    return sum(len(console.render_lines(part, options, pad=False)) for part in parts)
+
+
+def render(frame: Frame, width: int, height: int) -> Group:
+    """The whole view for a `width` x `height` terminal; never taller than `height` lines.
+
+    SLOs and incidents come first and always show; the RED table gets the lines left (saying how
+    many operations it leaves out), and the log panel shows only when there is room for it.
+    """
+    compact = width < _COMPACT_WIDTH or height < _COMPACT_HEIGHT
+    parts: list[RenderableType] = [_traffic_line(frame, width)]
+    parts += _slo_section(frame, width, compact)
+    parts += _incident_section(frame, width, 3 if compact else 6, wrap=not compact)
+    tail: list[RenderableType] = [] if compact else [_log_panel(frame.log_lines, width)]
+    left = height - _height(parts + tail, width)
+    red_overhead = _height(_red_section(frame, width, 0, compact, always_note=True), width)
+    parts += _red_section(frame, width, left - red_overhead, compact)
+    return Group(*parts, *tail)
 
 
 class DemoView:
     """Receives the runner's callbacks and renders them."""
 
-    def __init__(self, console: Console | None = None, duration_s: float = 60.0) -> None:
+    def __init__(
+        self, console: Console | None = None, duration_s: float = 60.0, time_scale: float = 1.0
+    ) -> None:
         self.console = console or Console()
         self.live_mode = self.console.is_terminal
-        self._progress = Progress(
-            TextColumn("traffic"), BarColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn()
-        )
-        self._task = self._progress.add_task("traffic", total=duration_s, detail="")
+        self.duration_s = duration_s
+        self.time_scale = time_scale
         self._live: Live | None = None
         self._seen_events = 0
         self._last_line = 0.0
@@ -148,42 +337,59 @@ class DemoView:
         shop_lines: Sequence[str],
         payment_lines: Sequence[str],
     ) -> None:
-        detail = f"{stats.sent} requests, {stats.server_errors} 5xx"
-        self._progress.update(
-            self._task, completed=min(elapsed, self._progress.tasks[0].total or elapsed), detail=detail
-        )
         new_events = list(events[self._seen_events :])
         self._seen_events = len(events)
         if self._live is not None:
-            self._live.update(
-                Group(
-                    self._progress,
-                    _red_table(metrics),
-                    _slo_table(metrics),
-                    _incidents_panel(events),
-                    _log_panel(list(shop_lines)),
-                )
+            frame = Frame(
+                elapsed_s=elapsed,
+                duration_s=self.duration_s,
+                stats=stats,
+                red_rows=metrics.red_rows() if metrics is not None else None,
+                slo_rows=metrics.slo_rows() if metrics is not None else [],
+                events=list(events),
+                log_lines=list(shop_lines),
+                time_scale=self.time_scale,
             )
+            width, height = self.console.size
+            self._live.update(render(frame, width, height - 2))  # the burst messages scroll above
             return
         for event in new_events:
-            self.console.print("incident " + _incident_line(event))
+            self.console.print("incident " + incident_line(event), highlight=False, soft_wrap=True)
         now = time.monotonic()
         if now - self._last_line >= 5:
             self._last_line = now
-            self.console.print(f"[{elapsed:5.1f}s] {detail}")
+            self.console.print(
+                f"[{elapsed:5.1f}s] {stats.sent} requests, {stats.server_errors} 5xx", highlight=False
+            )
 
     def finish(self, result: Any) -> None:
+        """The summary, once: the live view (or the streamed lines) already showed incidents and logs."""
         if self._live is not None:
             self._live.stop()
         console = self.console
-        if not self.live_mode and result.red_rows:
-            console.print(_red_table(None, result.red_rows))
-            console.print(_slo_table(None, result.slo_rows))
+        width = console.size.width
+        if not self.live_mode:
+            frame = Frame(
+                elapsed_s=result.traffic.elapsed_s,
+                duration_s=self.duration_s,
+                stats=result.traffic,
+                red_rows=result.red_rows or None,
+                slo_rows=result.slo_rows,
+                events=[],
+                time_scale=self.time_scale,
+            )
+            for part in _slo_section(frame, width, compact=False):
+                console.print(part)
+            for part in _red_section(frame, width, 40, compact=False):
+                console.print(part)
+            console.print(_log_panel(result.log_lines, width))
         table = Table(title="demo summary")
         table.add_column("what")
         table.add_column("value", justify="right")
         table.add_row("requests sent", str(result.traffic.sent))
         table.add_row("5xx answers", str(result.traffic.server_errors))
+        client = sum(c for status, c in result.traffic.by_status.items() if 400 <= status < 500)
+        table.add_row("4xx answers (client errors)", str(client))
         table.add_row("incidents opened", str(len(result.opened)))
         table.add_row("incidents resolved", str(len(result.resolved)))
         for signal_name, count in result.sink_totals.items():
@@ -192,6 +398,3 @@ class DemoView:
         table.add_row("exported to", result.exported_to)
         table.add_row("processes left behind", str(len(result.leftover_pids)))
         console.print(table)
-        for event in result.incidents:
-            console.print("incident " + _incident_line(event))
-        console.print(_log_panel(result.log_lines))

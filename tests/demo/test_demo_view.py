@@ -1,0 +1,153 @@
+"""The demo's live view rendered with rich's recording console at 80x24 and 160x50: what a person sees."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from otelpipe.demo.observed import REDRow, SLORow
+from otelpipe.demo.traffic import TrafficStats
+from otelpipe.demo.view import DemoView, Frame, real_window, render
+
+WINDOWS = {"1d": 1.2, "1h": 15.2, "2h": 9.3, "30d": 0.3, "30m": 21.0, "3d": 0.5, "5m": 28.1, "6h": 4.1}
+REAL = ["417ms", "2.5s", "5s", "10s", "30s", "2m", "6m", "1h"]  # 5m ... 30d divided by 720, in order
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+OPERATIONS = [
+    ("shop", "GET /api/products", "server", 300, 0),
+    ("shop", "POST /api/orders", "server", 150, 41),
+    ("shop", "order.create", "internal", 150, 41),
+    ("shop", "GET /api/orders/<order_id>", "server", 60, 0),
+    ("shop", "SELECT shop", "client", 700, 0),
+    ("shop", "POST", "client", 150, 41),
+    ("payments", "POST /charge", "server", 150, 41),
+    ("payments", "GET /stock/<sku>", "server", 200, 0),
+    ("payments", "POST /admin/faults", "server", 2, 0),
+    ("shop", "GET /api/users/<user_id>", "server", 40, 0),
+    ("shop", "reconcile", "internal", 30, 0),
+    ("payments", "INSERT payments", "client", 150, 0),
+    ("shop", "GET /api/products/<sku>", "server", 80, 0),
+    ("shop", "GET", "client", 200, 0),
+]
+OPENED = "api-availability burning 28.1x budget over 5m/1h (page fires at 14.4x); 30d error budget exhausted (spent x154)"
+RESOLVED = (
+    "recovered after 19s, clear for 5s; now: api-availability below its alert thresholds: burning 0.7x over "
+    "5m/1h (page fires at 14.4x); 30d error budget exhausted (spent x154)"
+)
+MESSAGE = "order created order_id=42 sku=SKU-1 quantity=2 amount_usd=1234.50 for a customer who ordered a lot"
+
+
+def _event(kind: str, summary: str) -> dict[str, object]:
+    traces = [{"trace_id": TRACE}] if kind == "opened" else []
+    incident = {"severity": "critical", "service": "shop", "name": "api-availability", "summary": summary}
+    return {"event": kind, "incident": {**incident, "traces": traces}}
+
+
+def _frame() -> Frame:
+    log = json.dumps(
+        {
+            "level": "INFO",
+            "trace_id": TRACE,
+            "span_id": "b7ad6b7169203331",
+            "request_id": "r-1",
+            "message": MESSAGE,
+        }
+    )
+    return Frame(
+        elapsed_s=31,
+        duration_s=60,
+        stats=TrafficStats(sent=612, by_status=Counter({200: 540, 404: 31, 502: 41})),
+        red_rows=[REDRow(s, o, k, c, e, 0.004 * c, c) for s, o, k, c, e in OPERATIONS],
+        slo_rows=[
+            SLORow("shop", "api-availability", 0.999, -153.2, dict(WINDOWS)),
+            SLORow("shop", "checkout-latency", 0.99, 0.62, {k: v / 30 for k, v in WINDOWS.items()}),
+            SLORow("shop", "order-processing", 0.995, 0.97, {k: v / 100 for k, v in WINDOWS.items()}),
+        ],
+        events=[_event("opened", OPENED), _event("resolved", RESOLVED)],
+        log_lines=[log] * 5,
+        time_scale=720,
+    )
+
+
+def _screen(width: int, height: int) -> list[str]:
+    console = Console(width=width, height=height, record=True, file=io.StringIO())
+    console.print(render(_frame(), width, height))
+    return console.export_text().splitlines()
+
+
+def test_real_window_lengths() -> None:
+    assert [real_window(w, 720) for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")] == REAL
+    assert real_window("5m", 1) == "5m"
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (160, 50)])
+def test_view_fits_and_keeps_slos_and_incidents_visible(width: int, height: int) -> None:
+    lines = _screen(width, height)
+    screen = "\n".join(lines)
+    assert len(lines) <= height and max(map(len, lines)) <= width
+    for name in ("api-availability", "checkout-latency", "order-processing"):
+        slo_line = next(i for i, line in enumerate(lines) if line.lstrip().startswith(name))
+        burns = " ".join(lines[slo_line : slo_line + 2])
+        assert [w for w in REAL if f" {w}:" in f" {burns}"] == REAL  # every window, real length, in order
+    assert "exhausted x154" in screen and "-15320" not in screen  # a budget as a person reads it
+    assert "62% left" in screen
+    assert "windows scaled 1/720: 30d lasts 1h" in screen
+    assert "   opened critical shop/api-availability" in screen
+    assert " resolved critical shop/api-availability: recovered after 19s" in screen
+    assert "31 4xx (client errors: no SLO burn)" in screen
+    assert "4xx such as 404 are" in screen
+    assert "/admin/faults" not in screen and "/admin control endpoint hidden" in screen
+    assert "..." not in screen  # cut text ends in a real ellipsis, never a bare "..."
+
+
+def test_small_terminal_says_what_it_leaves_out_and_cuts_with_an_ellipsis() -> None:
+    screen = "\n".join(_screen(80, 24))
+    assert "order.create" in screen and "POST /charge" in screen  # failing operations are never cut
+    assert "3 more operation(s) below" in screen
+    assert "budget…" in screen or "…" in screen
+    assert "shop log lines" not in screen  # no room for logs; SLOs and incidents win
+
+
+def test_large_terminal_shows_every_operation_whole_incidents_and_logs() -> None:
+    screen = "\n".join(_screen(160, 50))
+    assert "more operation(s) below" not in screen
+    for _, operation, *_ in OPERATIONS:
+        if "/admin" not in operation:
+            assert operation in screen
+    assert "(spent x154) e.g." in screen  # whole incident lines (wrapped, not cut)
+    assert "shop log lines with their trace ids (JSON on stdout, shown as text)" in screen
+    assert f"trace={TRACE[:12]}" in screen and "amount_usd=1234.50" in screen
+    assert "…" in screen  # the long log message is cut with an ellipsis
+
+
+def test_summary_is_printed_once_and_incidents_only_as_they_arrive() -> None:
+    out = io.StringIO()
+    view = DemoView(Console(file=out, width=120), duration_s=60, time_scale=720)  # not a terminal
+    events = [_event("opened", OPENED)]
+    stats = TrafficStats(sent=10)
+    view.update(1.0, stats, None, events, [], [])
+    view.update(2.0, stats, None, events, [], [])  # the same event again: not repeated
+    view.update(3.0, stats, None, [*events, _event("resolved", RESOLVED)], [], [])
+    frame = _frame()
+    result = SimpleNamespace(
+        traffic=frame.stats,
+        red_rows=frame.red_rows,
+        slo_rows=frame.slo_rows,
+        log_lines=frame.log_lines,
+        opened=[events[0]],
+        resolved=[1],
+        sink_totals={"traces": 5},
+        exported_to="127.0.0.1:4317",
+        leftover_pids=[],
+    )
+    view.finish(result)
+    text = out.getvalue()
+    assert text.count("incident    opened critical") == 1
+    assert text.count("incident  resolved critical") == 1
+    assert text.count("demo summary") == 1
+    assert text.count("shop log lines with their trace ids") == 1
+    assert "4xx answers (client errors)" in text
