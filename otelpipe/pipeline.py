@@ -351,7 +351,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
         pipeline._closers.append(configure_log_output(settings.logs.format, redactor))
     if store is not None and settings.slo.file:
-        _start_evaluation(pipeline, settings, store)
+        _start_evaluation_contained(pipeline, settings, store)
     _log.debug("otelpipe configured for service %s", resource.get("service.name"))
     return pipeline
 
@@ -411,6 +411,35 @@ def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any
 
         notifiers.append(ConsoleNotifier(options=options))
     return notifiers
+
+
+def _start_evaluation_contained(pipeline: Pipeline, settings: Settings, store: Any) -> None:
+    """Start SLOs and incidents; whatever goes wrong, report it once and leave the rest of otelpipe on.
+
+    An exception escaping here used to make the configurator fall back to the stock SDK (RED, log
+    correlation and the bounded shutdown all gone, strict mode ignored). In strict mode the error
+    is raised as a ConfigError, which the configurator turns into an exit; the bounded shutdown is
+    registered first, since the providers already exist.
+    """
+    try:
+        _start_evaluation(pipeline, settings, store)
+        return
+    except ConfigError as exc:  # only strict mode raises these; lenient ones are reported inside
+        error = exc
+    except Exception as exc:
+        detail = str(exc)
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        error = ConfigError(
+            "OTELPIPE_SLO_FILE",
+            settings.slo.file or "",
+            f"SLOs and incidents that can start ({type(exc).__name__}: {detail})",
+        )
+        _log.debug("SLO/incident start-up failed", exc_info=True)
+    if settings.strict:
+        atexit.register(pipeline.shutdown)
+        raise error
+    _log.error("otelpipe: %s; SLO evaluation and incidents are off, the rest of otelpipe runs", error)
+    pipeline.config_errors = (*pipeline.config_errors, error)
 
 
 def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> None:

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-import yaml
-
 from otelpipe.alerts import AlertState, Severity
 from otelpipe.processors.red_snapshot import (
     SERVICE_NAME,
@@ -37,6 +35,7 @@ from otelpipe.processors.red_snapshot import (
     SeriesStats,
 )
 from otelpipe.slo.durations import parse_duration
+from otelpipe.slo.spec_file import SpecFileError, load_documents, read_spec_text
 
 DEFAULT_MATCH: Mapping[str, str] = {SPAN_KIND: "SPAN_KIND_SERVER"}
 ANY = "*"
@@ -76,10 +75,10 @@ class ThresholdRule:
 
 def load_rules(path: str | Path, *, errors: list[RuleSpecError] | None = None) -> tuple[ThresholdRule, ...]:
     """Rules from the `rules:` key of a YAML file (none when the key is absent); `errors` as in `parse_rules`."""
-    try:
-        documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise RuleSpecError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
+    try:  # the same bounded reading as the SLO spec (size, alias and depth budgets)
+        documents = load_documents(read_spec_text(path), str(path))
+    except SpecFileError as exc:
+        raise RuleSpecError(f"{exc.where or '<top>'}", exc.found, exc.expected) from None
     if len(documents) != 1:
         return ()  # a multi-document OpenSLO file carries no otelpipe threshold rules
     return parse_rules(documents[0], errors=errors)

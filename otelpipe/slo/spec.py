@@ -44,8 +44,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from otelpipe.slo.durations import parse_duration
 from otelpipe.slo.model import (
     SLI,
@@ -57,6 +55,7 @@ from otelpipe.slo.model import (
     TierSeverity,
     default_tiers,
 )
+from otelpipe.slo.spec_file import SpecFileError, load_documents, read_spec_text
 
 NATIVE_VERSION = "otelpipe/v1"
 OPENSLO_VERSION = "openslo/v1"
@@ -182,12 +181,11 @@ def load_spec(path: str | Path, *, errors: list[SLOSpecError] | None = None) -> 
 
     With `errors`, see `parse_spec`: problems are collected there and only valid SLOs returned.
     """
-    source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SLOSpecError(source, "", str(path), f"a readable file ({exc.strerror})") from None
-    return parse_spec(text, source=source, errors=errors)
+        text = read_spec_text(path)
+    except SpecFileError as exc:
+        raise SLOSpecError(exc.source, exc.where, exc.found, exc.expected) from None
+    return parse_spec(text, source=str(path), errors=errors)
 
 
 def parse_spec(text: str, *, source: str = "<string>", errors: list[SLOSpecError] | None = None) -> SLOSpec:
@@ -197,12 +195,10 @@ def parse_spec(text: str, *, source: str = "<string>", errors: list[SLOSpecError
     document) is appended to it and that SLO is left out, so one typo does not cost the others;
     only a file that cannot be read as a spec at all still raises.
     """
-    try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise SLOSpecError(source, where, getattr(exc, "problem", str(exc)), "valid YAML") from None
+    try:  # size, depth and alias budgets; non-mapping documents refused without echoing them
+        documents = load_documents(text, source)
+    except SpecFileError as exc:
+        raise SLOSpecError(exc.source, exc.where, exc.found, exc.expected) from None
     if not documents:
         raise SLOSpecError(source, "", "", "a native spec (version: otelpipe/v1) or OpenSLO v1 documents")
     first = documents[0]
