@@ -328,6 +328,12 @@ VARIABLES: tuple[Variable[Any], ...] = (
         shown_default="5s",
     ),
     Variable(
+        "OTELPIPE_SYSTEM_METRICS",
+        True,
+        _parse_bool,
+        "configure(): record system and process metrics (opentelemetry-instrumentation-system-metrics, when installed).",
+    ),
+    Variable(
         "OTELPIPE_INCIDENT_HOLD_DOWN",
         300.0,
         parse_duration,
@@ -501,6 +507,7 @@ class Settings:
     enabled: bool = True
     strict: bool = False
     state_dir: str | None = None
+    system_metrics: bool = True
     red: REDSettings = field(default_factory=REDSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     redaction: RedactionSettings = field(default_factory=RedactionSettings)
@@ -560,6 +567,7 @@ def _build(v: Mapping[str, Any]) -> Settings:
         enabled=v["OTELPIPE_ENABLED"],
         strict=v["OTELPIPE_STRICT"],
         state_dir=v["OTELPIPE_STATE_DIR"],
+        system_metrics=v["OTELPIPE_SYSTEM_METRICS"],
         red=REDSettings(
             enabled=v["OTELPIPE_RED_ENABLED"],
             dimensions=v["OTELPIPE_RED_DIMENSIONS"],

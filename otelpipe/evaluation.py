@@ -1,4 +1,4 @@
-"""The evaluation tick: RED snapshot → SLO windows and threshold rules → incident engine, on one background thread.
+"""The evaluation tick: RED snapshot → SLO windows and threshold rules (and metric snapshot → metric rules) → incident engine, on one background thread.
 
 Nothing here runs on the span path: the span processor only adds to the RED store, and this loop
 reads a snapshot every `interval_s`. A failing tick is logged (rate-limited) and the loop goes
@@ -27,6 +27,8 @@ class Evaluation:
     evaluator: Any | None = None  # otelpipe.slo.SLOEvaluator
     rules: Any | None = None  # otelpipe.incidents.rules.RuleEvaluator
     engine: Any | None = None  # otelpipe.incidents.IncidentEngine
+    metric_rules: Any | None = None  # otelpipe.incidents.metric_rules.MetricRuleEvaluator
+    metric_snapshot: Callable[[], Any] | None = None  # MetricSnapshotReader.snapshot, collected per tick
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -83,6 +85,7 @@ class EvaluationLoop:
                 states.extend(evaluation.evaluator.tick(snapshot))
             if evaluation.rules is not None:
                 states.extend(evaluation.rules.evaluate(snapshot, self._clock()))
+            states.extend(self._metric_rule_states(evaluation))
             events: list[Any] = []
             if evaluation.engine is not None:
                 events = evaluation.engine.observe(states)
@@ -95,6 +98,20 @@ class EvaluationLoop:
             return []
         finally:
             self.last_tick_s = time.perf_counter() - started
+
+    def _metric_rule_states(self, evaluation: Evaluation) -> list[AlertState]:
+        """Metric rules on a fresh collection; a failing collection costs these rules one tick, not the SLOs."""
+        if evaluation.metric_rules is None or evaluation.metric_snapshot is None:
+            return []
+        try:
+            states: list[AlertState] = evaluation.metric_rules.evaluate(
+                evaluation.metric_snapshot(), self._clock()
+            )
+            return states
+        except Exception:
+            warn_limited("metric-rules-tick", "otelpipe metric rules skipped a tick", area="evaluation")
+            _log.debug("metric rule evaluation failed", exc_info=True)
+            return []
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():

@@ -54,6 +54,7 @@ class Pipeline:
     incident_engine: Any = None
     evaluation: Any = None  # otelpipe.evaluation.EvaluationLoop
     prefork: Any = None  # otelpipe.fleet.prefork.PreforkMerge (OTELPIPE_SLO_EVALUATION=host)
+    metric_reader: Any = None  # otelpipe.processors.metric_snapshot.MetricSnapshotReader, with metric rules
     notifiers: list[Any] = field(default_factory=list)
     config_errors: tuple[ConfigError, ...] = ()
     _ticker: Any = None
@@ -130,7 +131,11 @@ def _env_sampler() -> Sampler | None:
 
 
 def configure(
-    settings: Settings | None = None, *, _bridge_logs: bool = True, **initialize_kwargs: Any
+    settings: Settings | None = None,
+    *,
+    _bridge_logs: bool = True,
+    _system_metrics: bool = True,
+    **initialize_kwargs: Any,
 ) -> Pipeline:
     """Build and register global tracer, meter and logger providers with otelpipe in place.
 
@@ -158,6 +163,8 @@ def configure(
             and os.environ.get("OTEL_LOGS_EXPORTER", "otlp").strip() != "none"
         ):
             _bridge_stdlib_logs()
+        if _system_metrics and settings.enabled and settings.system_metrics:
+            _instrument_system_metrics(pipeline.meter_provider)  # the instrument route has its own
         _current = pipeline
         atexit.register(pipeline.shutdown)
         return pipeline
@@ -168,7 +175,7 @@ def configure_from_auto_instrumentation(**kwargs: Any) -> Pipeline:
 
     The logging instrumentor that `opentelemetry-instrument` runs next bridges stdlib logs to OTLP.
     """
-    return configure(None, _bridge_logs=False, **kwargs)
+    return configure(None, _bridge_logs=False, _system_metrics=False, **kwargs)
 
 
 def _bridge_stdlib_logs() -> None:
@@ -208,6 +215,9 @@ def flask_instrumentor_kwargs() -> dict[str, Any]:
 
 _SDK_DEFAULTS = {
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "16384",
+    # system-metrics' connection count scans every socket on the host: ~80 ms of a ~100 ms collection
+    # here (bench/metric_collection.py), paid once per reader collection.
+    "OTEL_PYTHON_SYSTEM_METRICS_EXCLUDED_METRICS": "system.network.connections",
 }
 
 _SPAN_KINDS = {
@@ -358,7 +368,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
 def _load_slo_file(
     settings: Settings, boundaries: tuple[float, ...]
-) -> tuple[Any, Any, tuple[ConfigError, ...]]:
+) -> tuple[Any, Any, tuple[ConfigError, ...], Any]:
     """Spec and threshold rules from `OTELPIPE_SLO_FILE`, without the SLOs and rules that are invalid.
 
     Each problem is logged and kept in `ConfigError`s; a bad SLO or rule is skipped and the rest
@@ -376,9 +386,32 @@ def _load_slo_file(
         raise ConfigError(
             "OTELPIPE_SLO_FILE", path, f"a valid SLO/rules file ({len(errors)} problem(s): {problems})"
         )
+    metric_rules = _load_metric_rules(path, errors, strict=settings.strict)
     for error in errors:
         _log.error("otelpipe configuration: %s; skipped, the other SLOs and rules run", error)
-    return checked.spec, (RuleEvaluator(checked.rules) if checked.rules else None), tuple(errors)
+    return (
+        checked.spec,
+        (RuleEvaluator(checked.rules) if checked.rules else None),
+        tuple(errors),
+        metric_rules,
+    )
+
+
+def _load_metric_rules(path: str, errors: list[ConfigError], *, strict: bool) -> Any:
+    """The valid metric rules of the file; each bad one becomes a ConfigError (the first raises when strict)."""
+    from otelpipe.incidents.metric_rules import load_metric_rules
+    from otelpipe.incidents.rules import RuleSpecError
+
+    found: list[RuleSpecError] = []
+    try:
+        rules = load_metric_rules(path, errors=found)
+    except (RuleSpecError, OSError) as exc:
+        rules, found = (), [*found, RuleSpecError(str(path), str(exc), "a readable rules file")]
+    problems = [ConfigError("OTELPIPE_SLO_FILE", path, f"a valid SLO/rules file ({e})") for e in found]
+    if problems and strict:
+        raise problems[0]
+    errors.extend(problems)
+    return rules
 
 
 def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any]:
@@ -456,7 +489,7 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         _log.debug("SLO evaluation left to a gateway (OTELPIPE_SLO_EVALUATION=gateway)")
         return
     try:
-        spec, rules, skipped = _load_slo_file(settings, store.boundaries)
+        spec, rules, skipped, metric_rules = _load_slo_file(settings, store.boundaries)
     except ConfigError as error:
         if settings.strict:
             raise
@@ -465,6 +498,7 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         return
     pipeline.config_errors = (*pipeline.config_errors, *skipped)
     meter = pipeline.meter_provider.get_meter("otelpipe.incidents")
+    metric_reader = _metric_reader(pipeline) if metric_rules else None
 
     def build(persistent: bool) -> Evaluation:
         evaluation = Evaluation()
@@ -487,6 +521,11 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
             persist_interval=settings.slo.save_interval_s,
         )
         evaluation.rules = rules
+        if metric_reader is not None:
+            from otelpipe.incidents.metric_rules import MetricRuleEvaluator
+
+            evaluation.metric_rules = MetricRuleEvaluator(metric_rules)
+            evaluation.metric_snapshot = metric_reader.snapshot
         notifiers = _notifiers(settings, pipeline.logger_provider, meter)
         evaluation.engine = IncidentEngine(
             notifiers,
@@ -537,6 +576,37 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
     if pipeline.prefork is not None:
         pipeline._closers.append(pipeline.prefork.close)  # runs first: a worker's last push
     loop.start()
+
+
+def _metric_reader(pipeline: Pipeline) -> Any:
+    """A pull reader on the app's MeterProvider, beside its exporters, collected on the rule tick."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from otelpipe.processors.metric_snapshot import MetricSnapshotReader
+
+    if not isinstance(pipeline.meter_provider, MeterProvider):
+        _log.error("otelpipe metric rules need the SDK MeterProvider; metric rules are off")
+        return None
+    reader = MetricSnapshotReader()
+    pipeline.meter_provider.add_metric_reader(reader)
+    pipeline.metric_reader = reader
+    return reader
+
+
+def _instrument_system_metrics(meter_provider: Any) -> None:
+    """System and process metrics by the ecosystem's instrumentation, when it is installed.
+
+    Under opentelemetry-instrument its own entry point does this (and honours
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS); configure() in code has no instrumentor pass.
+    """
+    try:
+        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+    except ImportError:
+        _log.debug("opentelemetry-instrumentation-system-metrics not installed; no system metrics")
+        return
+    instrumentor = SystemMetricsInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(meter_provider=meter_provider)
 
 
 def _reset_for_tests() -> None:

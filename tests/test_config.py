@@ -45,6 +45,7 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_PREFORK_PUSH_INTERVAL": ("500ms", 0.5, "often", "a duration"),
     "OTELPIPE_STREAM_STALE_AFTER": ("10m", 600.0, "-1s", "a duration"),
     "OTELPIPE_STATE_SAVE_INTERVAL": ("2s", 2.0, "often", "a duration"),
+    "OTELPIPE_SYSTEM_METRICS": ("false", False, "maybe", "true or false"),
     "OTELPIPE_INCIDENT_HOLD_DOWN": ("5m", 300.0, "5 minutes", "a duration"),
     "OTELPIPE_INCIDENT_RENOTIFY": ("4h", 14400.0, "0s", "a positive duration"),
     "OTELPIPE_TRACE_URL_TEMPLATE": (

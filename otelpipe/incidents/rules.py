@@ -16,6 +16,8 @@ Rules live under the top-level `rules:` key of the SLO YAML file::
 
 Each rule has exactly one of `error_rate` or `latency`. The spec is parsed once into frozen
 `ThresholdRule`s; `RuleEvaluator` turns RED snapshots into level-triggered `AlertState`s.
+Entries with a `metric:` key are rules over any recorded metric: `otelpipe.incidents.metric_rules`
+parses and evaluates them, and this module skips them.
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ def parse_rules(document: object, *, errors: list[RuleSpecError] | None = None) 
     kept: list[ThresholdRule] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
+        if isinstance(item, Mapping) and "metric" in item:
+            continue  # a metric rule: otelpipe.incidents.metric_rules parses it
         try:
             rule = _parse_rule(item, f"rules[{index}]")
             if rule.key in seen:
@@ -144,7 +148,9 @@ def _parse_rule(item: object, path: str) -> ThresholdRule:
     }
     has_error, has_latency = "error_rate" in spec, "latency" in spec
     if has_error == has_latency:
-        raise RuleSpecError(path, sorted(spec), "exactly one of 'error_rate' or 'latency'")
+        raise RuleSpecError(
+            path, sorted(spec), "exactly one of 'error_rate' or 'latency' (or a 'metric' rule)"
+        )
     if has_error:
         threshold = _mapping(spec["error_rate"], f"{path}.error_rate")
         _only(threshold, {"above", "min_requests"}, f"{path}.error_rate")
