@@ -103,6 +103,10 @@ def _cmd_sink(args: argparse.Namespace) -> int:
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
         http_port=None if args.http_port < 0 else args.http_port,
     )
+    if args.tail:
+        from otelpipe.sink.tail import SinkTail
+
+        sink.store.subscribe(SinkTail(lambda line: console.print(line, markup=False, soft_wrap=True)))
     try:
         sink.start()
     except OSError as exc:
@@ -159,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
 
     sink = sub.add_parser(
-        "sink", help="run a local OTLP receiver (gRPC and HTTP) that summarises what it gets"
+        "sink", help="run a local OTLP receiver (gRPC and HTTP) that counts, or with --tail shows, what it gets"
     )
     sink.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sink.add_argument(
@@ -180,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0.0, help="stop after this many seconds (default: run)"
     )
     sink.add_argument("--quiet", action="store_true", help="print only the final total")
+    sink.add_argument(
+        "--tail",
+        action="store_true",
+        help="print what arrives: span names, new metric names, log bodies and incidents",
+    )
     sink.set_defaults(func=_cmd_sink)
 
     for module in ("otelpipe.demo.cli", "otelpipe.slo.cli", "otelpipe.incidents.cli", "otelpipe.fleet.cli"):
