@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import time
 import urllib.request
 from pathlib import Path
@@ -25,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FAULT_APP = Path(__file__).with_name("fault_app.py")
 SHUTDOWN_TIMEOUT_S = 2.0
+EXPORT_TIMEOUT_S = 10.0  # the OTLP exporters' default OTEL_EXPORTER_OTLP_TIMEOUT
 EXIT_SLACK_S = 4.0  # interpreter teardown and the SIGTERM round trip, far below the SDK's 58 s
 REQUESTS = 30
 SPANS_PER_REQUEST = 200  # 6,000 spans and log records: three times the SDK's 2,048 queue
@@ -74,10 +74,6 @@ def _terminate_timed(app: Any) -> float:
     return time.monotonic() - started
 
 
-def _p(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
-
-
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 @pytest.mark.parametrize("fault", ["refused", "blackhole"])
 def test_app_serves_and_exits_in_time_when_the_collector_is_unreachable(
@@ -86,7 +82,7 @@ def test_app_serves_and_exits_in_time_when_the_collector_is_unreachable(
     healthy_endpoint = sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint
     healthy = instrumented_app(_env(healthy_endpoint, protocol), script=FAULT_APP)
     _drive(healthy, 3)  # warm-up: imports, first exports
-    baseline = _drive(healthy)
+    _drive(healthy)
     assert _terminate_timed(healthy) < SHUTDOWN_TIMEOUT_S + EXIT_SLACK_S
 
     endpoint = blackhole.endpoint if fault == "blackhole" else f"http://127.0.0.1:{free_port()}"
@@ -99,9 +95,9 @@ def test_app_serves_and_exits_in_time_when_the_collector_is_unreachable(
     # The span path ran for every span while every export failed or hung.
     assert stats["calls"]["SPAN_KIND_CLIENT"] == (REQUESTS + 3) * SPANS_PER_REQUEST
     assert stats["calls"]["SPAN_KIND_SERVER"] == REQUESTS + 3 + 1  # + the first /stats
-    # A request never waits on an export (the OTLP export timeout is 10 s).
-    assert max(latencies) < 2.0, latencies
-    assert _p(latencies, 50) < 3 * _p(baseline, 50) + 0.05, (baseline, latencies)
+    # A request never waits on an export: one that did would take the OTLP export timeout (10 s).
+    # How much slower requests get while exports fail is a figure for bench/soak.py, not a test.
+    assert max(latencies) < EXPORT_TIMEOUT_S / 2, latencies
     # Queues are bounded: 6,000 more spans and log records must not grow RSS without bound.
     assert stats["rss_kib"] - rss_before < 40 * 1024, (rss_before, stats["rss_kib"])
     if fault == "blackhole":

@@ -50,7 +50,9 @@ def test_sigterm_under_load_flushes_what_was_acknowledged(
     clients = [threading.Thread(target=load) for _ in range(2)]
     for client in clients:
         client.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 30
+    while acked < 10 and time.monotonic() < deadline:  # SIGTERM once the load is really going
+        time.sleep(0.05)
     sent_at = time.monotonic()
     app.proc.send_signal(signal.SIGTERM)
     app.proc.wait(timeout=SHUTDOWN_TIMEOUT_S + 20)
