@@ -200,6 +200,9 @@ def test_a_one_gib_response_is_not_read_into_memory(serve, notifiers) -> None:
     while not sent and time.monotonic() < server_deadline:
         time.sleep(0.01)
     assert sent and sent[0] < 64 * MiB, "the notifier stopped reading after a bounded prefix"
+    print(
+        f"\n1 GiB answer: RSS +{(peak - baseline) / MiB:.1f} MiB, server got to send {sent[0] / MiB:.0f} MiB"
+    )
     assert MAX_RESPONSE_BYTES <= 64 * 1024
 
 
@@ -229,6 +232,7 @@ def test_a_slow_drip_endpoint_fails_the_attempt_at_its_deadline(serve, notifiers
     elapsed = time.monotonic() - started
     assert (notifier.delivered, notifier.failed) == (0, 1)
     assert elapsed < 3 * timeout_s, f"one attempt took {elapsed:.1f}s against a {timeout_s}s deadline"
+    print(f"\nslow drip in the {where}: attempt failed after {elapsed:.2f}s (deadline {timeout_s}s)")
 
 
 def test_later_events_are_not_dropped_behind_a_slow_drip(serve, notifiers) -> None:
@@ -294,6 +298,7 @@ def test_shutdown_ends_the_worker_during_a_slow_drip(serve, notifiers) -> None:
     elapsed = time.monotonic() - started
     assert notifier._thread is not None and not notifier._thread.is_alive()
     assert elapsed < 3, f"shutdown(2) took {elapsed:.1f}s"
+    print(f"\nshutdown(2) during a slow drip: {elapsed:.2f}s, worker gone")
     assert notifier.failed + notifier.dropped == 3
     assert notifier.delivered == 0
 
@@ -359,3 +364,29 @@ def test_notify_timeout_from_the_environment_is_the_attempt_deadline(serve) -> N
     finally:
         for notifier in built:
             notifier.shutdown(1)
+
+
+@pytest.mark.parametrize("stop", ["deadline", "shutdown"])
+def test_a_tls_handshake_that_never_finishes_is_bounded(serve, notifiers, stop: str) -> None:
+    def silent(conn: socket.socket, head: bytes) -> None:
+        pass  # never reached: the ClientHello has no blank line, the server just reads
+
+    server = serve(silent)
+    timeout_s = 1.0 if stop == "deadline" else 60.0
+    notifier = webhook(server.url.replace("http://", "https://"), notifiers, timeout_s=timeout_s)
+    started = time.monotonic()
+    notifier.submit(_event())
+    if stop == "deadline":
+        assert notifier.force_flush(10)
+        elapsed = time.monotonic() - started
+        assert elapsed < 3 * timeout_s, f"handshake held the worker {elapsed:.1f}s"
+    else:
+        time.sleep(0.5)  # the worker waits for the ServerHello
+        assert notifier.delivered + notifier.failed == 0
+        shutdown_started = time.monotonic()
+        notifier.shutdown(1)
+        elapsed = time.monotonic() - shutdown_started
+        assert notifier._thread is not None and not notifier._thread.is_alive()
+        assert elapsed < 2, f"shutdown(1) took {elapsed:.1f}s"
+    assert (notifier.delivered, notifier.failed) == (0, 1)
+    print(f"\nTLS handshake never answered, stopped by {stop}: {elapsed:.2f}s")

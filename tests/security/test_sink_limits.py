@@ -186,6 +186,7 @@ def test_gzip_bomb_is_refused_once_the_inflated_size_passes_the_cap(
     )
     assert status_of(reply) == 413  # type: ignore[arg-type]
     assert growth < 64 * MiB, f"RSS grew {growth / MiB:.0f} MiB inflating a bomb capped at 8 MiB"
+    print(f"\ngzip bomb {len(bomb) / MiB:.1f} MiB -> 1 GiB: 413, RSS +{growth / MiB:.1f} MiB")
     assert_still_serves(sink)
 
 
