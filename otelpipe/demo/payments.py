@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
+from opentelemetry import metrics
 from werkzeug.serving import make_server
 
 _log = logging.getLogger("demo.payments")
@@ -107,6 +108,10 @@ def create_app(injector: FaultInjector | None = None) -> Flask:
     faults = injector or FaultInjector()
     app = Flask("demo.payments")
     app.extensions["fault_injector"] = faults
+    # A business figure through the plain metrics API (the global provider opentelemetry-instrument set).
+    charges = metrics.get_meter("demo.payments").create_counter(
+        "payments.charges", unit="{charge}", description="Charge attempts by outcome"
+    )
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
@@ -135,8 +140,10 @@ def create_app(injector: FaultInjector | None = None) -> Flask:
         status = faults.injected_status()
         if status is not None:
             _log.warning("payment declined by injected fault: status=%d method=%s", status, method)
+            charges.add(1, {"outcome": "failed", "payment_method": method})
             reason = "payment gateway unavailable" if status == 503 else "payment processor error"
             return jsonify(error=reason, injected=True), status
+        charges.add(1, {"outcome": "approved", "payment_method": method})
         transaction_id = uuid.uuid4().hex
         return jsonify(transaction_id=transaction_id, status="approved", amount_usd=amount)
 

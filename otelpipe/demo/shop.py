@@ -135,6 +135,8 @@ class ShopState:
     tracer: trace.Tracer
     orders_created: metrics.Counter
     revenue: metrics.Counter
+    order_amount: metrics.Histogram
+    signups: metrics.Counter
 
 
 def create_app(
@@ -165,6 +167,13 @@ def create_app(
             "shop.orders.created", unit="{order}", description="Orders paid and stored"
         ),
         revenue=meter.create_counter("shop.revenue", unit="USD", description="Revenue of paid orders"),
+        order_amount=meter.create_histogram(
+            "shop.order.amount",
+            unit="USD",
+            description="Amount of each paid order",
+            explicit_bucket_boundaries_advisory=[5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+        ),
+        signups=meter.create_counter("shop.signups", unit="{user}", description="Users registered"),
     )
     app = Flask("demo.shop")
     app.extensions["shop"] = state
@@ -197,6 +206,7 @@ def create_app(
                 payload = user.to_json()
         except IntegrityError:
             return jsonify(error="email already registered"), 409
+        state.signups.add(1, {"user_tier": tier})
         _log.info("user created: user_id=%d tier=%s", payload["id"], tier)
         return jsonify(payload), 201
 
@@ -304,6 +314,7 @@ def _create_order(state: ShopState, body: Mapping[str, Any]) -> ResponseReturnVa
         span.set_attribute("order.id", payload["id"])
         state.orders_created.add(1, {"payment_method": method, "user_tier": tier})
         state.revenue.add(amount, {"payment_method": method})
+        state.order_amount.record(amount, {"payment_method": method})
         _log.info(
             "order created: order_id=%d user_id=%d sku=%s amount_usd=%.2f payment_method=%s",
             payload["id"],

@@ -30,6 +30,7 @@ def test_demo_opens_and_resolves_an_incident_and_leaves_nothing_behind(tmp_path)
     assert proc.returncode == 0, out
     assert "error burst injected on payments" in out
     assert "incident    opened critical shop/api-availability" in out
+    assert "incident    opened critical shop/orders-stopped" in out  # a metric rule on shop.orders.created
     assert "incident  resolved" in out
     summary = out[out.index("demo summary") :]
     rows = {

@@ -196,6 +196,8 @@ def test_order_span_is_error_when_payment_fails_and_metrics_count_successes(
         assert client.post("/api/orders", json=ORDER).status_code == 201
         set_faults(url, error_rate=1.0)
         assert client.post("/api/orders", json={**ORDER, "payment_method": "paypal"}).status_code == 502
+        signup = {"name": "Ada", "email": "ada@example.com", "tier": "silver"}
+        assert client.post("/api/users", json=signup).status_code == 201
     finally:
         RequestsInstrumentor().uninstrument()
         FlaskInstrumentor().uninstrument_app(app)
@@ -231,6 +233,10 @@ def test_order_span_is_error_when_payment_fails_and_metrics_count_successes(
     assert created.value == 1 and dict(created.attributes) == {"payment_method": "card", "user_tier": "gold"}
     (revenue,) = points["shop.revenue"]
     assert revenue.value == 25.0 and dict(revenue.attributes) == {"payment_method": "card"}
+    (amount,) = points["shop.order.amount"]  # the business metrics metric rules watch
+    assert (amount.count, amount.sum, dict(amount.attributes)) == (1, 25.0, {"payment_method": "card"})
+    (signups,) = points["shop.signups"]
+    assert signups.value == 1 and dict(signups.attributes) == {"user_tier": "silver"}
     tracer_provider.shutdown()
     meter_provider.shutdown()
 
