@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +91,62 @@ def test_system_metrics_can_be_switched_off(tmp_path: Path) -> None:
     events, states = run_app(tmp_path, OTELPIPE_SYSTEM_METRICS="false")
     assert {event["key"] for event in events} == {"shop/orders-stopped"}
     assert states["cpu-busy"] == "cpu-busy: system.cpu.utilization no data"
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    """Debian's Alertmanager on a free port, stopped by pid afterwards."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus-alertmanager is required in CI (apt-get install prometheus-alertmanager)")
+        pytest.skip("prometheus-alertmanager not installed (Debian package prometheus-alertmanager)")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text('route: {receiver: "null"}\nreceivers: [{name: "null"}]\n')
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address={url.removeprefix('http://')}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("alertmanager did not become ready within 20 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_a_metric_rule_incident_reaches_a_real_alertmanager(tmp_path: Path, alertmanager: str) -> None:
+    events, _ = run_app(tmp_path, OTELPIPE_ALERTMANAGER_URL=alertmanager, OTELPIPE_SYSTEM_METRICS="false")
+    assert [e["key"] for e in events if e["kind"] == "opened"] == ["shop/orders-stopped"]
+    with urllib.request.urlopen(alertmanager + "/api/v2/alerts?active=true", timeout=5) as response:
+        alerts = json.load(response)
+    (alert,) = [a for a in alerts if a["labels"]["alertname"] == "orders-stopped"]
+    assert alert["status"]["state"] == "active"
+    assert alert["labels"]["service"] == "shop" and alert["labels"]["severity"] == "critical"
+    assert alert["labels"]["otelpipe_key"] == "shop/orders-stopped"
+    assert alert["labels"]["metric"] == "shop.orders.created"
+    assert alert["annotations"]["summary"].startswith("orders-stopped: shop.orders.created rate 0/s")
