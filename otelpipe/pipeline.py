@@ -50,6 +50,7 @@ class Pipeline:
     logger_provider: Any = None
     red_store: Any = None
     export_counts: Any = None  # otelpipe.processors.export_drops.ExportDropCounts
+    redactor: Any = None  # otelpipe.processors.redaction.Redactor when OTELPIPE_REDACT is on
     slo_evaluator: Any = None
     incident_engine: Any = None
     evaluation: Any = None  # otelpipe.evaluation.EvaluationLoop
@@ -279,6 +280,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
     report_missing_hooks()  # one loud error per private SDK hook this SDK lacks, naming what degrades
     redactor = _build_redactor(settings)
+    pipeline.redactor = redactor
     span_processors: list[SpanProcessor] = []
     log_processors: list[Any] = []
     if redactor is not None:
@@ -289,6 +291,10 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     if red_processor is not None:
         span_processors.append(red_processor)
     pipeline.red_store = store
+    if store is not None and redactor is not None:
+        from otelpipe.processors.redaction import LabelRedactor
+
+        store.label_redactor = LabelRedactor(redactor)  # unsampled spans are not redacted per span
 
     from otelpipe.processors.otlp_logs import CorrelatingLogRecordProcessor
 
@@ -360,6 +366,10 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
         from otelpipe.log_output import configure_log_output
 
         pipeline._closers.append(configure_log_output(settings.logs.format, redactor))
+    if redactor is not None:
+        from otelpipe.structlog_output import redact_structlog
+
+        pipeline._closers.append(redact_structlog(redactor))
     if store is not None and settings.slo.file:
         _start_evaluation_contained(pipeline, settings, store)
     _log.debug("otelpipe configured for service %s", resource.get("service.name"))

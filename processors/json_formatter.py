@@ -21,7 +21,10 @@ ECS_VERSION = "8.11.0"
 _STANDARD_RECORD_ATTRS: frozenset[str] = frozenset(
     vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))
 ) | {"message", "asctime", "taskName"}
-_SKIP = _STANDARD_RECORD_ATTRS | CORRELATION_FIELDS
+# RedactingFilter's masked str(exception) (redaction.EXCEPTION_MESSAGE_ATTR; not imported, to keep
+# this module free of the redaction policy).
+_EXCEPTION_MESSAGE_ATTR = "otelpipe_exception_message"
+_SKIP = _STANDARD_RECORD_ATTRS | CORRELATION_FIELDS | {_EXCEPTION_MESSAGE_ATTR}
 _MAX_DEPTH = 16
 
 
@@ -118,7 +121,8 @@ class JsonFormatter(logging.Formatter):
         exc_type, exc_value, exc_tb = exc_info
         # A RedactingFilter may already have stored a masked traceback in exc_text.
         stack = record.exc_text or "".join(traceback.format_exception(exc_type, exc_value, exc_tb))
-        return _exception_type(exc_type), _render(exc_value), stack
+        message = record.__dict__.get(_EXCEPTION_MESSAGE_ATTR)
+        return _exception_type(exc_type), message if isinstance(message, str) else _render(exc_value), stack
 
     def _extras(self, record: logging.LogRecord, out: dict[str, Any]) -> None:
         for key, value in record.__dict__.items():

@@ -72,6 +72,7 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
         self._static = dict(static_attributes or {})
         self._drop = drop_duplicate_correlation
         self.failures = 0
+        self._resource: Any = None
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:
@@ -115,6 +116,22 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
             record.body = redactor.redact_text(body)
         elif isinstance(body, Mapping):
             record.body = dict(redactor.redact_mapping(body))
+        elif isinstance(body, (list, tuple, bytes)):
+            record.body = redactor.redact_value("body", body)
+        event_name = getattr(record, "event_name", None)
+        if isinstance(event_name, str) and event_name:
+            record.event_name = redactor.redact_text(event_name)
+        resource = getattr(log_record, "resource", None)
+        if resource is not None and resource is not self._resource:  # shared: masked once, in place
+            self._resource = resource
+            self._redact_resource(redactor, resource)
+
+    @staticmethod
+    def _redact_resource(redactor: Redactor, resource: Any) -> None:
+        changes = redactor.changed_items(resource.attributes)
+        inner = getattr(resource.attributes, "_dict", None)
+        if changes and isinstance(inner, dict):
+            inner.update(changes)
 
     def shutdown(self) -> None:
         return None

@@ -253,6 +253,8 @@ class REDStore:
         self._attribute_keys: tuple[str, ...] = tuple(lookup)
         self._bounds_ns = [round(bound * 1e9) for bound in self.boundaries]
         self._log = _RateLimitedLog()
+        # Masks secrets in series labels (a span name can hold one) at snapshot time, not per span.
+        self.label_redactor: Callable[[dict[str, AttributeValue]], dict[str, AttributeValue]] | None = None
         self._reset()
         weak_reset = weakref.WeakMethod(self._reset)
 
@@ -406,6 +408,8 @@ class REDStore:
                 value = next((resource[slot + 1] for slot in slots if resource[slot + 1] is not None), None)
             if value is not None:
                 attributes[dimension] = _plain(value)
+        if self.label_redactor is not None:
+            attributes = self.label_redactor(attributes)
         return _stats(attributes, data, start, error=status == _ERROR)
 
     @staticmethod

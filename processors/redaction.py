@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import regex
@@ -34,7 +34,25 @@ DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
         "set_cookie",
         "private_key",
         "client_secret",
+        # Cloud and web-framework names (matched after case/separator folding, see `normalise_key`).
+        "secret_key",
+        "access_key",
+        "secret_access_key",
+        "account_key",
+        "credential",
+        "credentials",
+        "csrf_token",
+        "xsrf_token",
+        "sessionid",
+        "signature",
+        "sig",
+        "cvv",
+        "cvc",
     }
+)
+# Values under these keys are ids, never secrets: a 16-digit span id is not a card number.
+_ID_KEYS: frozenset[str] = frozenset(
+    {"traceid", "spanid", "parentid", "parentspanid", "oteltraceid", "otelspanid", "linkedtraceid"}
 )
 
 # A named group ``secret`` limits the mask to that part, so "Bearer [REDACTED]" still says what it was.
@@ -42,10 +60,40 @@ DEFAULT_SECRET_KEYS: frozenset[str] = frozenset(
 # so a failed match never backtracks into its own run (tests/security/test_redaction_budget.py).
 BEARER_PATTERN = re.compile(r"(?i)(?<![A-Za-z0-9])bearer\s++(?P<secret>[A-Za-z0-9\-._~+/]++=*+)")
 JWT_PATTERN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]*+")
+# Vendor tokens with a fixed shape: AWS access key ids, GitHub, GitLab, Stripe, Slack, Google API keys.
+TOKEN_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9_])(?:"
+    r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+    r"|gh[pousr]_[A-Za-z0-9]{36,255}+"
+    r"|github_pat_[A-Za-z0-9_]{22,255}+"
+    r"|glpat-[A-Za-z0-9_-]{20,255}+"
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,247}+"
+    r"|xox[abposre]-[A-Za-z0-9-]{10,250}+"
+    r"|AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"
+    r")"
+)
+# The password of ``scheme://user:password@host`` (or the whole userinfo when it has no ``:``,
+# as in ``https://TOKEN@host``).
+URL_USERINFO_PATTERN = re.compile(
+    r"(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,20}+://(?:[^/\s:@?#\[\]]{1,256}+:)?+(?P<secret>[^/\s@?#]{1,256}+)@"
+)
+# PEM private keys (PKCS#1/#8, EC, OpenSSH, encrypted, PGP), header to END line; the body class
+# excludes "-", so a block without its END line stops at the next dash.
+PEM_PATTERN = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:[A-Za-z0-9+/=\s:,.\\]|-(?!----))*+"
+    r"(?:-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----)?+"
+)
 # Maximal digit runs with single space/dash separators holding at least 13 digits. Matches only
 # locate runs; `_card_spans` picks the card-like candidates in them with a single left-to-right scan.
 CARD_PATTERN = re.compile(r"[0-9](?:[ -]?+[0-9]){12,}+")
-DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (BEARER_PATTERN, JWT_PATTERN)
+DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
+    PEM_PATTERN,
+    URL_USERINFO_PATTERN,
+    BEARER_PATTERN,
+    JWT_PATTERN,
+    TOKEN_PATTERN,
+)
 
 _MAX_DEPTH = 8
 _KEY_CACHE_LIMIT = 4096
@@ -68,9 +116,13 @@ _CARD_SEGMENT = re.compile(
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
 def normalise_key(key: str) -> str:
-    """Lower-case and map ``-`` to ``_``, so ``Set-Cookie`` and ``set_cookie`` are one key."""
-    return key.lower().replace("-", "_")
+    """Split camelCase, lower-case and map ``-`` to ``_``: ``apiKey``, ``Api-Key`` and ``api_key``
+    are one key, as are ``X-Amz-Signature`` and ``x_amz_signature``."""
+    return _CAMEL_BOUNDARY.sub("_", key).lower().replace("-", "_")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -132,6 +184,14 @@ def _glued(text: str, index: int, step: int) -> bool:
     return char == "." and 0 <= beyond < len(text) and text[beyond].isdigit()
 
 
+# ``span_id=``, ``"traceId": "``, ``otelSpanID: `` just before a digit run: an id, not a card.
+_ID_KEY_BEFORE = re.compile(r"(?i)(?:span|trace|parent)_?id[\"' ]{0,2}[:=][\"' ]{0,2}$")
+
+
+def _after_id_key(text: str, start: int) -> bool:
+    return _ID_KEY_BEFORE.search(text, max(0, start - 24), start) is not None
+
+
 def _card_spans(text: str) -> list[tuple[int, int]]:
     """Spans of card-like numbers, found in one left-to-right pass.
 
@@ -148,7 +208,7 @@ def _card_spans(text: str) -> list[tuple[int, int]]:
         first_ok = not _glued(text, start - 1, -1)
         last_ok = not _glued(text, end, 1)
         if segment.group("long") is not None:
-            if first_ok and last_ok and card_like(segment.group()):
+            if first_ok and last_ok and card_like(segment.group()) and not _after_id_key(text, start):
                 spans.append((start, end))
             continue
         groups = [(m.start() + start, m.end() + start) for m in _DIGIT_GROUP.finditer(segment.group())]
@@ -231,21 +291,20 @@ def compile_custom_pattern(pattern: str) -> regex.Pattern[str]:
         raise ValueError(f"{pattern!r}: {exc}") from None
 
 
-def _key_value_pattern(keys: Iterable[str], replacement: str) -> re.Pattern[str] | None:
-    """``password=...``, ``"token": "..."``, ``Authorization: Basic ...`` inside free text.
-
-    The auth scheme word is kept and an already-masked value is skipped, so redacting twice
-    gives the same text. Possessive quantifiers keep a failed match from backtracking.
-    """
-    alternatives = sorted((re.escape(k).replace("_", "[-_]?") for k in keys if k), key=len, reverse=True)
-    if not alternatives:
-        return None
-    names = "|".join(alternatives)
-    done = re.escape(replacement)
-    return re.compile(
-        rf"(?i)(?<![A-Za-z0-9])(?:{names})[\"']?+\s*+[:=]\s*+[\"']?+(?:(?:bearer|basic|digest)\s++)?+"
-        rf"(?!{done})(?P<secret>[^\s\"',;&}}\]]++)"
-    )
+# ``key: value`` / ``key=value`` / ``"key": "value"`` in free text. Only the key and separator are
+# matched here; `Redactor._key_value_spans` decides by the key (same rules as attribute keys) and
+# then reads the value with `_KV_VALUE`, so a non-secret key never swallows the text after it.
+_KV_KEY = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,63}+)\\?+[\"']?+\s{0,16}+[:=]\s{0,16}+"
+)
+_KV_VALUE = re.compile(
+    r"(?:(?i:bearer|basic|digest|token)[ \t]++)?+"
+    r"\\?+(?:\"(?P<dq>[^\"\\\n]{0,4096}+(?:\\.[^\"\\\n]{0,4096}+){0,64}+)\""
+    r"|'(?P<sq>[^'\n]{0,4096}+)'"
+    r"|[\"']?+(?P<bare>[^\s\"',;&}\]<>\\]{1,4096}+))"
+)
+_TO_LINE_END = re.compile(r"[^\r\n\"]{1,4096}+")  # cookie headers: "a=1; b=2" is one secret
+_WHOLE_LINE_KEYS = frozenset({"cookie", "set_cookie"})
 
 
 class Redactor:
@@ -269,26 +328,65 @@ class Redactor:
         self._keys = frozenset(normalise_key(k) for k in keys)
         self._suffixes = tuple("_" + k for k in self._keys)
         self.replacement = replacement
-        key_value = _key_value_pattern(self._keys, replacement)
-        # Bearer runs before key=value so "Authorization: Bearer x" masks the token, not "Bearer".
+        self._compact = frozenset(k.replace("_", "") for k in self._keys)
+        # Patterns run before key=value so "Authorization: Bearer x" masks the token, not "Bearer".
         self._patterns: tuple[re.Pattern[str], ...] = tuple(patterns)
-        self._key_value = key_value
         self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
         self._key_cache: dict[str, bool] = {}
         self.custom_timeouts = 0
+        self.texts_scanned = 0  # a diagnostic count (not exact under threads)
 
     def is_secret_key(self, key: str) -> bool:
         """True when values under ``key`` must be masked whatever they look like."""
         cached = self._key_cache.get(key)
         if cached is not None:
             return cached
-        norm = normalise_key(key)
-        segment = norm.rsplit(".", 1)[-1]
-        secret = norm in self._keys or segment in self._keys or segment.endswith(self._suffixes)
+        segment = normalise_key(key).rsplit(".", 1)[-1]
+        secret = (
+            segment in self._keys
+            or segment.replace("_", "") in self._compact
+            or segment.endswith(self._suffixes)
+        )
         if len(self._key_cache) >= _KEY_CACHE_LIMIT:
             self._key_cache.clear()
         self._key_cache[key] = secret
         return secret
+
+    @staticmethod
+    def _is_id_key(key: str) -> bool:
+        return normalise_key(key).rsplit(".", 1)[-1].replace("_", "") in _ID_KEYS
+
+    def _key_value_spans(self, text: str) -> list[tuple[int, int]]:
+        """Spans of the values of secret keys written as ``key=value`` in ``text``, left to right."""
+        spans: list[tuple[int, int]] = []
+        covered = 0
+        replacement = self.replacement
+        for match in _KV_KEY.finditer(text):
+            if match.start() < covered or not self.is_secret_key(match.group("key")):
+                continue
+            position = match.end()
+            if text.startswith(replacement, position):
+                covered = position + len(replacement)
+                continue
+            if normalise_key(match.group("key")).rsplit(".", 1)[-1] in _WHOLE_LINE_KEYS:
+                line = _TO_LINE_END.match(text, position)
+                if line is not None:
+                    spans.append(line.span())
+                    covered = line.end()
+                continue
+            value = _KV_VALUE.match(text, position)
+            if value is None:
+                continue
+            group = (
+                "dq" if value.group("dq") is not None else "sq" if value.group("sq") is not None else "bare"
+            )
+            start, end = value.span(group)
+            if end > start and text[start:end] != replacement:
+                if text.startswith(replacement, start):
+                    continue
+                spans.append((start, end))
+            covered = value.end()
+        return spans
 
     def _replace(self, match: re.Match[str] | regex.Match[str]) -> str:
         if "secret" in match.re.groupindex and match.group("secret") is not None:
@@ -303,6 +401,7 @@ class Redactor:
 
         Linear in ``len(text)``: longer values are redacted chunk by chunk (`MAX_CHUNK`).
         """
+        self.texts_scanned += 1
         if len(text) <= MAX_CHUNK:
             return self._redact_chunk(text)
         pieces = _chunks(text)
@@ -321,8 +420,10 @@ class Redactor:
                 text = _mask_spans(text, spans, self.replacement)
         if self._custom:
             text = self._redact_custom(text)
-        if self._key_value is not None and self._key_value.search(text) is not None:
-            text = self._key_value.sub(self._replace, text)
+        if ":" in text or "=" in text:
+            spans = self._key_value_spans(text)
+            if spans:
+                text = _mask_spans(text, spans, self.replacement)
         return text
 
     def _redact_custom(self, text: str) -> str:
@@ -356,13 +457,26 @@ class Redactor:
         """Masked ``value`` for ``key``; the same object when nothing needed masking."""
         if self.is_secret_key(key):
             return self._mask(value)
+        if isinstance(value, str) and self._is_id_key(key):
+            return value
         return self._redact_any(value, _depth)
+
+    def redact_bytes(self, value: bytes) -> bytes:
+        """Bytes are redacted as their UTF-8 text (undecodable bytes kept as they are)."""
+        text = value.decode("utf-8", "surrogateescape")
+        redacted = self.redact_text(text)
+        return value if redacted is text else redacted.encode("utf-8", "surrogateescape")
 
     def _redact_any(self, value: Any, depth: int) -> Any:
         if isinstance(value, str):
             return self.redact_text(value)
         if depth >= _MAX_DEPTH:
+            # Too deep to walk: mask rather than let it through unscanned.
+            if isinstance(value, (bytes, bytearray, Mapping, list, tuple)):
+                return self.replacement
             return value
+        if isinstance(value, (bytes, bytearray)):
+            return self.redact_bytes(bytes(value))
         if isinstance(value, Mapping):
             return self.redact_mapping(value, depth + 1)
         if isinstance(value, (list, tuple)):
@@ -390,11 +504,50 @@ class Redactor:
         return changes
 
 
+class LabelRedactor:
+    """Masks metric series labels (RED ``span.name`` and dimensions) with a `Redactor`.
+
+    Called by `REDStore` per series at snapshot time; each distinct label value goes through the
+    redactor once and is remembered (bounded), so the span path pays nothing.
+    """
+
+    def __init__(self, redactor: Redactor, limit: int = 8192) -> None:
+        self._redactor = redactor
+        self._limit = limit
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        changed: dict[str, Any] | None = None
+        for key, value in attributes.items():
+            if not isinstance(value, str):
+                continue
+            masked = self._cache.get((key, value))
+            if masked is None:
+                masked = str(self._redactor.redact_value(key, value))
+                if len(self._cache) >= self._limit:
+                    self._cache.clear()
+                self._cache[(key, value)] = masked
+            if masked != value:
+                changed = changed if changed is not None else dict(attributes)
+                changed[key] = masked
+        return attributes if changed is None else changed
+
+
 # Attributes every LogRecord has; anything else on a record is an app-provided extra.
 _STANDARD_RECORD_ATTRS: frozenset[str] = frozenset(
     vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))
-) | {"message", "asctime", "taskName"}
-_SCALARS = (int, float, bool, type(None), bytes)
+) | {"message", "asctime", "taskName", "otelpipe_exception_message"}
+_SCALARS = (int, float, bool, type(None))
+# Where `RedactingFilter` leaves the masked ``str(exception)``: the exception object itself is the
+# app's and stays untouched, so formatters (JsonFormatter) read the message from here.
+EXCEPTION_MESSAGE_ATTR = "otelpipe_exception_message"
+
+
+def _text_of(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ is the formatter's to render
+        return f"<unprintable {type(value).__name__}>"
 
 
 class RedactingFilter(logging.Filter):
@@ -437,22 +590,36 @@ class RedactingFilter(logging.Filter):
                 record.args = None
         elif isinstance(record.msg, str):
             record.msg = redactor.redact_text(record.msg)
+        elif isinstance(record.msg, Mapping):  # logger.info({"event": ..., "token": ...})
+            record.msg = redactor.redact_mapping(record.msg)
+        else:
+            record.msg = self._redact_arg(record.msg)
         attrs = record.__dict__
         for key in [k for k in attrs if k not in _STANDARD_RECORD_ATTRS]:
             value = attrs[key]
-            new = redactor.redact_value(key, value)
+            if redactor.is_secret_key(key) or isinstance(value, (str, bytes, Mapping, list, tuple)):
+                new = redactor.redact_value(key, value)
+            else:
+                new = self._redact_arg(value)
             if new is not value:
                 attrs[key] = new
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        exc_info = record.exc_info
+        if exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(exc_info)
         if record.exc_text:
             record.exc_text = redactor.redact_text(record.exc_text)
+        if exc_info and exc_info[1] is not None:
+            attrs[EXCEPTION_MESSAGE_ATTR] = redactor.redact_text(_text_of(exc_info[1]))
+        if record.stack_info:
+            record.stack_info = redactor.redact_text(record.stack_info)
 
     def _redact_arg(self, arg: Any) -> Any:
         if isinstance(arg, _SCALARS):
             return arg
         if isinstance(arg, str):
             return self._redactor.redact_text(arg)
+        if isinstance(arg, bytes):
+            return self._redactor.redact_bytes(arg)
         # Objects are formatted with %s later; check what they will print as.
         try:
             text = str(arg)

@@ -1,4 +1,4 @@
-"""Mask secrets in span attributes, event attributes and status text before any exporter sees them.
+"""Mask secrets in span names, attributes, events, links, status text and the resource before export.
 
 Register :class:`RedactingSpanProcessor` before the export processors: span processors run in
 registration order, and ``_on_ending`` runs before every processor's ``on_end``.
@@ -36,21 +36,37 @@ def _write_in_place(attributes: Any, changes: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot rewrite attributes of type {type(attributes).__name__}")
 
 
+def _rewrite(owner: Any, changes: Mapping[str, Any]) -> None:
+    """Apply ``changes`` to an event's or link's attributes, whatever mapping type holds them."""
+    try:
+        _write_in_place(owner.attributes, changes)
+    except TypeError:
+        owner._attributes = {**owner.attributes, **changes}
+
+
 class RedactingSpanProcessor(SpanProcessor):
     """Rewrites secret-looking span data while the span is ending, before export.
 
-    Cost per span: one key-cache lookup per attribute and a regex scan of string values.
+    Only spans that can leave the process are scanned: a span whose context is not sampled
+    (RECORD_ONLY, kept only to feed RED metrics) is never exported, so it costs nothing here; the
+    RED store masks its own labels once per series (`Redactor.label_redactor`).
+    Cost per sampled span: one key-cache lookup per attribute and a linear scan of string values.
     """
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self.failures = 0
+        self.spans_scanned = 0
+        self._resource: Any = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
 
     def _on_ending(self, span: Span) -> None:
         try:
+            if not span.get_span_context().trace_flags.sampled:
+                return
+            self.spans_scanned += 1
             self._redact(span)
         except Exception:  # never break span end; count and report once
             self.failures += 1
@@ -59,22 +75,39 @@ class RedactingSpanProcessor(SpanProcessor):
 
     def _redact(self, span: Span) -> None:
         redactor = self._redactor
+        name = redactor.redact_text(span.name)
+        if name is not span.name:
+            span._name = name
         attributes = span.attributes
         if attributes:
             changes = redactor.changed_items(attributes)
             if changes:
                 _write_in_place(span._attributes, changes)
         for event in span.events:
+            event_name = redactor.redact_text(event.name)
+            if event_name is not event.name:
+                event._name = event_name  # type: ignore[attr-defined]
             event_attributes = event.attributes
             if event_attributes:
                 changes = redactor.changed_items(event_attributes)
                 if changes:
-                    _write_in_place(event.attributes, changes)
+                    _rewrite(event, changes)
+        for link in span.links:
+            if link.attributes:
+                changes = redactor.changed_items(link.attributes)
+                if changes:
+                    _rewrite(link, changes)
         status = span.status
         if status.description:
             description = redactor.redact_text(status.description)
             if description != status.description:
                 span._status = Status(status.status_code, description)
+        resource = span.resource
+        if resource is not self._resource:  # shared by every span: masked in place once
+            self._resource = resource
+            changes = redactor.changed_items(resource.attributes)
+            if changes:
+                _write_in_place(resource.attributes, changes)
 
     def on_end(self, span: ReadableSpan) -> None:
         return None

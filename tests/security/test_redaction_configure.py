@@ -1,0 +1,68 @@
+"""Through `otelpipe.configure()`: a sampled span is exported masked (default and
+OTELPIPE_REDACT_PATTERNS), an unsampled (RECORD_ONLY) span costs no redaction at all (issue 13)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
+    import otelpipe
+
+    pipeline = otelpipe.configure()
+    redactor = pipeline.redactor
+    tracer = trace.get_tracer("t")
+    unsampled = set_span_in_context(
+        NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0)))
+    )
+    before = redactor.texts_scanned
+    for _ in range(20):
+        with tracer.start_as_current_span("unsampled-span", context=unsampled, kind=SpanKind.SERVER) as span:
+            span.set_attribute("note", "password=hunter22")
+    after_unsampled = redactor.texts_scanned
+    with tracer.start_as_current_span("sampled-span", kind=SpanKind.SERVER) as span:
+        span.set_attribute("note", "password=hunter22 id ssn-123 to bob@example.com")
+    after_sampled = redactor.texts_scanned
+    pipeline.shutdown()
+    print("COUNTS " + json.dumps([before, after_unsampled, after_sampled]), flush=True)
+    """
+)
+
+
+def test_configure_masks_sampled_spans_and_skips_unsampled_ones(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTELPIPE_REDACT_PATTERNS=r"(\w+\s?)+@example\.com;;ssn-\d{3}",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts_line = next(line for line in done.stdout.splitlines() if line.startswith("COUNTS "))
+    before, after_unsampled, after_sampled = json.loads(counts_line.split(" ", 1)[1])
+    assert after_unsampled == before, "unsampled spans were scanned"
+    assert after_sampled > after_unsampled
+    exported = done.stdout
+    assert '"name": "sampled-span"' in exported and "unsampled-span" not in exported
+    assert "hunter22" not in exported and "ssn-123" not in exported and "bob@example.com" not in exported
+    assert "password=[REDACTED]" in exported
