@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/slo_tick.py
 	$(BIN)/python bench/soak.py --quick
 	$(BIN)/python bench/detection_latency.py --runs 1
+	$(BIN)/python bench/fleet_detection.py --runs 1 --prometheus-runs 0
 	$(BIN)/python bench/request_cost.py --quick
 
 clean:
