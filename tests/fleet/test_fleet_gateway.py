@@ -27,6 +27,11 @@ slos:
     objective: 90
     period: 1h
     sli: {kind: latency, threshold: 100ms}
+rules:
+  - name: errors
+    service: payments-go
+    window: 3s
+    error_rate: {above: 20%, min_requests: 20}
 """
 
 
@@ -79,16 +84,17 @@ def test_spanmetrics_connector_output_gets_an_slo_without_otelpipe_in_the_servic
         time.sleep(0.25)
     assert webhook.events() == []
     deadline = time.monotonic() + 20
-    while not webhook.events("opened") and time.monotonic() < deadline:
+    while len(webhook.events("opened")) < 2 and time.monotonic() < deadline:
         tick(10, 10)  # 50 % errors on both agents
         time.sleep(0.25)
-    opened = webhook.events("opened")
-    assert [o["incident"]["key"] for o in opened] == ["payments-go/availability"], webhook.bodies
-    while not webhook.events("resolved") and time.monotonic() < deadline + 20:
+    opened = {o["incident"]["key"]: o["incident"] for o in webhook.events("opened")}
+    assert set(opened) == {"payments-go/availability", "payments-go/errors"}, webhook.bodies
+    assert opened["payments-go/errors"]["kind"] == "rule"
+    while len(webhook.events("resolved")) < 2 and time.monotonic() < deadline + 20:
         tick(10, 0)
         time.sleep(0.25)
-    assert len(webhook.events("resolved")) == 1, webhook.bodies
-    assert len(webhook.events("opened")) == 1, webhook.bodies
+    assert len(webhook.events("resolved")) == 2, webhook.bodies
+    assert len(webhook.events("opened")) == 2, webhook.bodies  # one per SLO or rule, both agents together
 
     with urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/metrics", timeout=10) as response:
         exposition = response.read().decode()
