@@ -517,7 +517,9 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
             try:
                 slo_state = SLOStateStore(settings.state_dir)
                 incident_store = IncidentStore(settings.state_dir)
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, sqlite3.Error) as exc:  # also a symlink planted as a state file
+                if slo_state is not None:
+                    slo_state.close()
                 error = ConfigError("OTELPIPE_STATE_DIR", settings.state_dir, f"a writable directory ({exc})")
                 if settings.strict:
                     raise error from None

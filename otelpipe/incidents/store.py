@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from otelpipe.incidents.model import Incident, TraceLink
+from otelpipe.state_files import check_same_file, private_dir, private_file
 
 FILENAME = "incidents.sqlite"
 _log = logging.getLogger("otelpipe.incidents")
@@ -39,8 +40,7 @@ class IncidentStore:
     """Incident history in `<state_dir>/incidents.sqlite`; safe to share between threads."""
 
     def __init__(self, state_dir: str | Path, *, timeout_s: float = 5.0) -> None:
-        directory = Path(state_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = private_dir(state_dir)  # 0700: incident history names services, routes, traces
         self.path = directory / FILENAME
         self._lock = threading.Lock()
         try:
@@ -60,8 +60,10 @@ class IncidentStore:
         # could deadlock without waiting), so setup is retried until the timeout.
         deadline = time.monotonic() + timeout_s
         while True:
+            identity = private_file(self.path)  # 0600, never through a symlink (UnsafeStateFile)
             db = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False)
             try:
+                check_same_file(self.path, identity)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(_SCHEMA)
@@ -72,7 +74,7 @@ class IncidentStore:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)
-            except sqlite3.DatabaseError:
+            except (sqlite3.DatabaseError, OSError):
                 db.close()
                 raise
 
@@ -117,7 +119,15 @@ class IncidentStore:
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[Incident]:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
-        return [_from_json(json.loads(body)) for (body,) in rows]
+        incidents: list[Incident] = []
+        for (body,) in rows:
+            incident = _parse_row(body)
+            if incident is not None:
+                incidents.append(incident)
+        skipped = len(rows) - len(incidents)
+        if skipped:
+            _log.warning("skipped %d malformed incident row(s) in %s", skipped, self.path)
+        return incidents
 
 
 def _to_json(incident: Incident) -> dict[str, Any]:
@@ -158,6 +168,88 @@ def _to_json(incident: Incident) -> dict[str, Any]:
         "resolved_at": incident.resolved_at,
         "notifications": incident.notifications,
     }
+
+
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+# Field -> accepted JSON types; a row failing any of them (planted, truncated, a buggy writer) is
+# skipped instead of raising KeyError/TypeError in the engine at start-up.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "dedup_key": (str,),
+    "key": (str,),
+    "service": (str,),
+    "name": (str,),
+    "kind": (str,),
+    "severity": (str,),
+    "status": (str,),
+    "summary": (str,),
+    "opened_at": _NUMBER,
+    "updated_at": _NUMBER,
+    "last_notified_at": _NUMBER,
+}
+_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
+    "tier": (str,),
+    "objective": _OPTIONAL_NUMBER,
+    "burn_rates": (dict,),
+    "budget_remaining": _OPTIONAL_NUMBER,
+    "total": (int,),
+    "errors": (int,),
+    "traces": (list,),
+    "labels": (dict,),
+    "notified_burn": _NUMBER,
+    "clear_since": _OPTIONAL_NUMBER,
+    "recovered_at": _OPTIONAL_NUMBER,
+    "resolved_at": _OPTIONAL_NUMBER,
+    "notifications": (int,),
+}
+_TRACE_FIELDS: dict[str, tuple[type, ...]] = {
+    "trace_id": (str,),
+    "span_id": (str,),
+    "duration_s": _NUMBER,
+    "error": (bool,),
+    "url": (str, type(None)),
+}
+
+
+def _parse_row(body: object) -> Incident | None:
+    """The incident stored in `body`, or None when it is not one this version wrote."""
+    try:
+        data = json.loads(body) if isinstance(body, (str, bytes)) else None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if any(not _typed(data.get(name, _ABSENT), types) for name, types in _FIELDS.items()):
+        return None
+    if any(name in data and not _typed(data[name], types) for name, types in _OPTIONAL_FIELDS.items()):
+        return None
+    for trace in data.get("traces", ()):
+        if not isinstance(trace, dict) or set(trace) - set(_TRACE_FIELDS):
+            return None
+        if any(
+            not _typed(trace.get(name, _ABSENT), types)
+            for name, types in _TRACE_FIELDS.items()
+            if name != "url"
+        ):
+            return None
+        if not _typed(trace.get("url"), _TRACE_FIELDS["url"]):
+            return None
+    if not all(isinstance(k, str) and _typed(v, _NUMBER) for k, v in data.get("burn_rates", {}).items()):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("labels", {}).items()):
+        return None
+    return _from_json(data)
+
+
+_ABSENT = object()
+
+
+def _typed(value: object, types: tuple[type, ...]) -> bool:
+    """`isinstance`, except that a bool is not a number here (JSON true is not a timestamp)."""
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
 
 
 def _from_json(data: dict[str, Any]) -> Incident:

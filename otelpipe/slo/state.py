@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from otelpipe.state_files import check_same_file, private_dir, private_file, refuse_symlink
 
 _logger = logging.getLogger("otelpipe.slo")
 
@@ -41,8 +45,9 @@ def read_saved(state_dir: str | Path) -> dict[str, SavedSLO]:
     not readable; unlike `SLOStateStore` it never moves anything.
     """
     path = Path(state_dir) / STATE_FILE_NAME
-    if not path.exists():
+    if not os.path.lexists(path):
         raise FileNotFoundError(str(path))
+    refuse_symlink(path)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         problem = SLOStateStore._check(conn)
@@ -55,14 +60,32 @@ def read_saved(state_dir: str | Path) -> dict[str, SavedSLO]:
 
 
 def _rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, SavedSLO]:
+    """Valid rows by key; a malformed one (planted, or from a buggy writer) is skipped, one warning in all."""
     out: dict[str, SavedSLO] = {}
+    skipped = 0
     for key, rings, status, saved_at in rows:
-        try:
-            parsed = json.loads(status)
-        except ValueError:
-            parsed = {}
-        out[key] = SavedSLO(key=key, rings=bytes(rings), status=parsed, saved_at=float(saved_at))
+        row = _row(key, rings, status, saved_at)
+        if row is None:
+            skipped += 1
+        else:
+            out[key] = row
+    if skipped:
+        _logger.warning("skipped %d malformed SLO state row(s); those SLOs start with empty windows", skipped)
     return out
+
+
+def _row(key: object, rings: object, status: object, saved_at: object) -> SavedSLO | None:
+    if not isinstance(key, str) or not isinstance(rings, bytes):
+        return None
+    if isinstance(saved_at, bool) or not isinstance(saved_at, (int, float)) or not math.isfinite(saved_at):
+        return None
+    try:
+        parsed = json.loads(status) if isinstance(status, (str, bytes)) else None
+    except (ValueError, RecursionError):  # a planted row can nest deeper than the recursion limit
+        parsed = None
+    if not isinstance(parsed, dict):
+        return None
+    return SavedSLO(key=key, rings=rings, status=parsed, saved_at=float(saved_at))
 
 
 class SLOStateStore:
@@ -73,7 +96,7 @@ class SLOStateStore:
         self.path = self.directory / STATE_FILE_NAME
         self._clock = clock
         self._lock = threading.Lock()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self._conn = self._open_or_replace()
 
     def load(self) -> dict[str, SavedSLO]:
@@ -99,7 +122,8 @@ class SLOStateStore:
             self._conn.close()
 
     def _open_or_replace(self) -> sqlite3.Connection:
-        if self.path.exists():
+        refuse_symlink(self.path)
+        if self.path.exists() and self.path.stat().st_size > 0:
             try:
                 conn = self._connect()
                 problem = self._check(conn)
@@ -125,7 +149,13 @@ class SLOStateStore:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
+        identity = private_file(self.path)  # 0600, never through a symlink
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
+        try:
+            check_same_file(self.path, identity)
+        except OSError:
+            conn.close()
+            raise
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
