@@ -28,19 +28,26 @@ _RESERVED = ("alertname", "service", "severity", "otelpipe_key", "otelpipe_kind"
 
 
 def alert_labels(incident: Incident, severity: str | None = None) -> dict[str, str]:
-    """Labels that identify the incident's alert (spec labels may add to, not override, them)."""
+    """Labels that identify the incident's alert (spec labels may add to, not override, them).
+
+    An SLO incident carries the generated Prometheus alert's identity in its labels (`alertname`,
+    `sloth_id`, ...); its `sloth_severity` follows the severity being posted (page when critical).
+    """
     labels: dict[str, str] = {}
     for name, value in incident.labels.items():
         clean = _LABEL_NAME.sub("_", name)
         if clean and not clean[0].isdigit() and clean not in _RESERVED:
             labels[clean] = str(value)
+    severity = severity or incident.severity
     labels.update(
-        alertname=incident.name,
+        alertname=str(incident.labels.get("alertname") or incident.name),
         service=incident.service,
-        severity=severity or incident.severity,
+        severity=severity,
         otelpipe_key=incident.key,
         otelpipe_kind=incident.kind,
     )
+    if "sloth_id" in labels:
+        labels["sloth_severity"] = "page" if severity in ("critical", "error") else "ticket"
     return labels
 
 

@@ -18,12 +18,13 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-#: Semantic-convention boundaries of `http.server.request.duration`, in seconds.
+#: The Collector spanmetrics connector's default buckets (2 ms ... 15 s), in seconds.
 DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
 )  # fmt: skip
 SPAN_KINDS = ("server", "client", "producer", "consumer", "internal")
-DEFAULT_SPAN_KINDS = ("server", "client", "producer", "consumer")
+#: Every kind, as the spanmetrics connector counts them.
+DEFAULT_SPAN_KINDS = SPAN_KINDS
 
 
 class ConfigError(ValueError):
@@ -244,6 +245,12 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "Duration histogram boundaries in seconds (ascending, comma-separated).",
     ),
     Variable(
+        "OTELPIPE_RED_UNIT",
+        "ms",
+        _parse_choice("ms", "s"),
+        "Duration histogram unit: ms (the spanmetrics connector's default) or s.",
+    ),
+    Variable(
         "OTELPIPE_RED_CARDINALITY_LIMIT",
         2000,
         _parse_int(1, 1_000_000),
@@ -260,7 +267,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "OTELPIPE_SERVICE_GRAPH",
         True,
         _parse_bool,
-        "Emit service.graph.calls/duration for CLIENT and PRODUCER spans.",
+        "Emit traces_service_graph_request_* for CLIENT and PRODUCER spans.",
     ),
     Variable(
         "OTELPIPE_LOG_CORRELATION",
@@ -439,6 +446,7 @@ class REDSettings:
     exclude_dimensions: tuple[str, ...] = ()
     span_kinds: tuple[str, ...] = DEFAULT_SPAN_KINDS
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    unit: str = "ms"
     cardinality_limit: int = 2000
     record_unsampled: bool = True
     exemplars: bool = True
@@ -574,6 +582,7 @@ def _build(v: Mapping[str, Any]) -> Settings:
             exclude_dimensions=v["OTELPIPE_RED_EXCLUDE_DIMENSIONS"],
             span_kinds=v["OTELPIPE_RED_SPAN_KINDS"],
             buckets=v["OTELPIPE_RED_BUCKETS"],
+            unit=v["OTELPIPE_RED_UNIT"],
             cardinality_limit=v["OTELPIPE_RED_CARDINALITY_LIMIT"],
             record_unsampled=v["OTELPIPE_RED_RECORD_UNSAMPLED"],
             exemplars=v["OTELPIPE_RED_EXEMPLARS"],

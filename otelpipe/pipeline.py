@@ -350,7 +350,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     if store is not None:
         from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
 
-        attach_red_producer(pipeline.meter_provider, REDMetricProducer(store))
+        attach_red_producer(pipeline.meter_provider, REDMetricProducer(store, unit=settings.red.unit))
 
     resource = _resource_attributes(pipeline.tracer_provider)
     if settings.logs.correlation:

@@ -60,23 +60,11 @@ __all__ = [
 
 _logger = logging.getLogger("otelpipe.red")
 
-# Semantic-convention boundaries of `http.server.request.duration`, in seconds.
+# The Collector spanmetrics connector's default buckets (2 ms ... 15 s), in seconds: the store
+# keeps nanoseconds and seconds; the exporter converts to the chosen unit (ms by default).
 DEFAULT_BOUNDARIES: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-)
+    0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
+)  # fmt: skip
 
 # Extra dimensions read from span attributes (then resource attributes) when present.
 DEFAULT_DIMENSIONS: tuple[str, ...] = (
@@ -110,9 +98,8 @@ _DEFAULT_ATTRIBUTE_KEYS = (
     "db.system.name",
 )
 
-DEFAULT_SPAN_KINDS: frozenset[SpanKind] = frozenset(
-    {SpanKind.SERVER, SpanKind.CONSUMER, SpanKind.CLIENT, SpanKind.PRODUCER}
-)
+# Every kind, INTERNAL included, as the spanmetrics connector counts them (totals then agree).
+DEFAULT_SPAN_KINDS: frozenset[SpanKind] = frozenset(SpanKind)
 
 _CORE_DIMENSIONS = (SERVICE_NAME, SPAN_NAME, SPAN_KIND, STATUS_CODE)
 
@@ -517,8 +504,8 @@ class REDSpanProcessor(SpanProcessor):
         span_kinds: Iterable[SpanKind] = DEFAULT_SPAN_KINDS,
         service_graph: bool = True,
     ) -> None:
-        """`span_kinds` selects which spans count (INTERNAL is off by default, as it is noise for
-        RED); `service_graph` adds client→server edges for CLIENT and PRODUCER spans."""
+        """`span_kinds` selects which spans count (all by default, as the spanmetrics connector);
+        `service_graph` adds client→server edges for CLIENT and PRODUCER spans."""
         self.store = store
         kinds = {int(kind.value) for kind in span_kinds}
         self._kind_enabled = tuple(value in kinds for value in range(len(_KIND_NAMES)))

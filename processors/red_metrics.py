@@ -15,12 +15,17 @@ and `_set_collect_callback` (the callback the MeterProvider installs), `_instrum
 keyed by `_Counter` / `_Histogram`, and `MeterProvider._measurement_consumer._reader_storages`
 (the readers actually registered, including `add_metric_reader`) and `_sdk_config.resource`.
 
-Metric names (Prometheus names in brackets): `traces.span.metrics.calls` (monotonic Sum, no unit;
-`traces_span_metrics_calls_total`), `traces.span.metrics.duration` (Histogram, unit s;
-`traces_span_metrics_duration_seconds`), `service.graph.calls` / `service.graph.duration` for
-client→server edges, and `otelpipe.red.overflow_spans` / `otelpipe.red.skipped_spans` counters.
-In delta mode a histogram's min/max are the extremes since the store started (it keeps no
-per-interval extremes).
+Metric names, as the Collector's connectors emit them (Prometheus names in brackets):
+`traces.span.metrics.calls` (monotonic Sum, no unit; `traces_span_metrics_calls_total`) and
+`traces.span.metrics.duration` (Histogram, unit `ms` by default as the spanmetrics connector;
+`traces_span_metrics_duration_milliseconds`, or `..._seconds` with unit `s`); for client→server
+edges the servicegraph connector's `traces_service_graph_request_total`,
+`traces_service_graph_request_failed_total` and the histograms
+`traces_service_graph_request_server_seconds` / `traces_service_graph_request_client_seconds`
+(unit s, labels `client`, `server`, `connection_type`, `failed`). In-process only the client span
+of an edge is seen, so both edge histograms hold the duration the client observed. Plus
+`otelpipe.red.overflow_spans` / `otelpipe.red.skipped_spans` counters. In delta mode a
+histogram's min/max are the extremes since the store started (it keeps no per-interval extremes).
 """
 
 from __future__ import annotations
@@ -57,8 +62,11 @@ from otelpipe.processors.red_snapshot import AttributeValue, ExemplarRef, REDSna
 __all__ = [
     "CALLS_METRIC",
     "DURATION_METRIC",
+    "DURATION_UNITS",
     "EDGE_CALLS_METRIC",
-    "EDGE_DURATION_METRIC",
+    "EDGE_CLIENT_METRIC",
+    "EDGE_FAILED_METRIC",
+    "EDGE_SERVER_METRIC",
     "OVERFLOW_METRIC",
     "SCOPE_NAME",
     "SKIPPED_METRIC",
@@ -71,8 +79,12 @@ _logger = logging.getLogger("otelpipe.red")
 SCOPE_NAME = "otelpipe.red"
 CALLS_METRIC = "traces.span.metrics.calls"
 DURATION_METRIC = "traces.span.metrics.duration"
-EDGE_CALLS_METRIC = "service.graph.calls"
-EDGE_DURATION_METRIC = "service.graph.duration"
+EDGE_CALLS_METRIC = "traces_service_graph_request_total"
+EDGE_FAILED_METRIC = "traces_service_graph_request_failed_total"
+EDGE_SERVER_METRIC = "traces_service_graph_request_server_seconds"
+EDGE_CLIENT_METRIC = "traces_service_graph_request_client_seconds"
+#: Histogram unit -> factor from the store's seconds.
+DURATION_UNITS: dict[str, float] = {"ms": 1000.0, "s": 1.0}
 OVERFLOW_METRIC = "otelpipe.red.overflow_spans"
 SKIPPED_METRIC = "otelpipe.red.skipped_spans"
 
@@ -106,9 +118,14 @@ class _DeltaState:
 class REDMetricProducer:
     """Builds the `otelpipe.red` ScopeMetrics from a REDStore snapshot, per reader and temporality."""
 
-    def __init__(self, store: REDStore, *, scope_name: str = SCOPE_NAME) -> None:
-        """`store` is read with `snapshot()` at each collection, never on the span path."""
+    def __init__(self, store: REDStore, *, scope_name: str = SCOPE_NAME, unit: str = "ms") -> None:
+        """`store` is read with `snapshot()` at each collection, never on the span path; `unit` is
+        the span duration histogram's (`ms`, the connector's default, or `s`)."""
+        if unit not in DURATION_UNITS:
+            raise ValueError(f"unit must be one of {sorted(DURATION_UNITS)}, got {unit!r}")
         self.store = store
+        self.unit = unit
+        self._scale = DURATION_UNITS[unit]
         self._scope = InstrumentationScope(scope_name)
         self._lock = threading.Lock()
         self._delta_states: weakref.WeakKeyDictionary[object, _DeltaState] = weakref.WeakKeyDictionary()
@@ -156,40 +173,60 @@ class REDMetricProducer:
         state: _DeltaState | None,
     ) -> ScopeMetrics:
         points = _Points(snapshot, state, self.store.start_time_unix_nano)
+        counter_delta, histogram_delta = counter_temporality == _DELTA, histogram_temporality == _DELTA
+        calls: list[NumberDataPoint] = []
+        durations: list[HistogramDataPoint] = []
+        for stats in snapshot.series:
+            identity = ("span", _identity(stats))
+            _append(calls, points.calls(identity, stats, counter_delta))
+            _append(durations, points.duration(identity, stats, histogram_delta, self._scale))
+            points.remember(identity, stats)
+        edge_calls: list[NumberDataPoint] = []
+        edge_failed: list[NumberDataPoint] = []
+        edge_durations: list[HistogramDataPoint] = []
+        for stats in snapshot.edges:
+            identity = ("edge", _identity(stats))
+            point = points.calls(identity, stats, counter_delta)
+            _append(edge_calls, point)
+            if stats.errors:
+                _append(edge_failed, point)
+            _append(edge_durations, points.duration(identity, stats, histogram_delta, 1.0))
+            points.remember(identity, stats)
         metrics: list[Metric] = []
-        for family, series_list, calls_name, duration_name, description in (
-            ("span", snapshot.series, CALLS_METRIC, DURATION_METRIC, "spans"),
-            ("edge", snapshot.edges, EDGE_CALLS_METRIC, EDGE_DURATION_METRIC, "client to server calls"),
+        span_what = "spans, from otelpipe's RED span processor"
+        edge_what = "client to server requests, from otelpipe's RED span processor"
+        for name, description, data_points in (
+            (CALLS_METRIC, f"Number of {span_what}", calls),
+            (EDGE_CALLS_METRIC, f"Number of {edge_what}", edge_calls),
+            (EDGE_FAILED_METRIC, f"Number of failed {edge_what}", edge_failed),
         ):
-            calls: list[NumberDataPoint] = []
-            durations: list[HistogramDataPoint] = []
-            for stats in series_list:
-                identity = (family, tuple(sorted(stats.attributes.items(), key=lambda item: item[0])))
-                calls_point = points.calls(identity, stats, counter_temporality == _DELTA)
-                if calls_point is not None:
-                    calls.append(calls_point)
-                duration_point = points.duration(identity, stats, histogram_temporality == _DELTA)
-                if duration_point is not None:
-                    durations.append(duration_point)
-                points.remember(identity, stats)
-            if calls:
+            if data_points:
                 metrics.append(
                     Metric(
-                        name=calls_name,
-                        description=f"Number of {description}, from otelpipe's RED span processor",
+                        name=name,
+                        description=description,
                         unit="",
                         data=Sum(
-                            data_points=calls, aggregation_temporality=counter_temporality, is_monotonic=True
+                            data_points=data_points,
+                            aggregation_temporality=counter_temporality,
+                            is_monotonic=True,
                         ),
                     )
                 )
-            if durations:
+        for name, description, unit, histogram_points in (
+            (DURATION_METRIC, f"Duration of {span_what}", self.unit, durations),
+            (EDGE_SERVER_METRIC, f"Duration (seen by the client) of {edge_what}", "s", edge_durations),
+            (EDGE_CLIENT_METRIC, f"Duration seen by the client of {edge_what}", "s", edge_durations),
+        ):
+            if histogram_points:
                 metrics.append(
                     Metric(
-                        name=duration_name,
-                        description=f"Duration of {description}, from otelpipe's RED span processor",
-                        unit="s",
-                        data=Histogram(data_points=durations, aggregation_temporality=histogram_temporality),
+                        name=name,
+                        description=description,
+                        unit=unit,
+                        data=Histogram(
+                            data_points=histogram_points, aggregation_temporality=histogram_temporality
+                        ),
                     )
                 )
         metrics.extend(points.health_counters(counter_temporality == _DELTA))
@@ -236,8 +273,9 @@ class _Points:
         )
 
     def duration(
-        self, identity: tuple[str, _Identity], stats: SeriesStats, delta: bool
+        self, identity: tuple[str, _Identity], stats: SeriesStats, delta: bool, scale: float
     ) -> HistogramDataPoint | None:
+        """The histogram point in the exported unit: seconds times `scale`."""
         now = self._snapshot.time_unix_nano
         previous = self._previous(identity, stats) if delta else None
         start, count, total, buckets = stats.start_time_unix_nano, stats.calls, stats.sum, stats.bucket_counts
@@ -255,12 +293,12 @@ class _Points:
             start_time_unix_nano=start,
             time_unix_nano=now,
             count=count,
-            sum=total,
+            sum=total * scale,
             bucket_counts=list(buckets),
-            explicit_bounds=list(self._snapshot.boundaries),
-            min=stats.min,
-            max=stats.max,
-            exemplars=[_exemplar(ref) for ref in exemplars],
+            explicit_bounds=[_scaled(bound, scale) for bound in self._snapshot.boundaries],
+            min=stats.min * scale,
+            max=stats.max * scale,
+            exemplars=[_exemplar(ref, scale) for ref in exemplars],
         )
 
     def remember(self, identity: tuple[str, _Identity], stats: SeriesStats) -> None:
@@ -315,10 +353,24 @@ class _Points:
             self._state.previous = self._seen
 
 
-def _exemplar(ref: ExemplarRef) -> Any:
+def _identity(stats: SeriesStats) -> _Identity:
+    return tuple(sorted(stats.attributes.items(), key=lambda item: item[0]))
+
+
+def _append(points: list[Any], point: object | None) -> None:
+    if point is not None:
+        points.append(point)
+
+
+def _scaled(bound: float, scale: float) -> float:
+    """A boundary in the exported unit, rounded so 0.4 s reads 400 ms (not 400.00000000000006)."""
+    return bound if scale == 1.0 else float(f"{bound * scale:.12g}")
+
+
+def _exemplar(ref: ExemplarRef, scale: float) -> Any:
     return Exemplar(
         filtered_attributes={"otelpipe.exemplar.error": True} if ref.error else {},
-        value=ref.value,
+        value=ref.value * scale,
         time_unix_nano=ref.time_unix_nano,
         span_id=int(ref.span_id, 16),
         trace_id=int(ref.trace_id, 16),

@@ -23,6 +23,7 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     ),
     "OTELPIPE_RED_SPAN_KINDS": ("SERVER,internal", ("server", "internal"), "server,weird", "server, client"),
     "OTELPIPE_RED_BUCKETS": ("0.1, 0.5,2", (0.1, 0.5, 2.0), "0.5,0.1", "ascending"),
+    "OTELPIPE_RED_UNIT": ("S", "s", "us", "one of ms, s"),
     "OTELPIPE_RED_CARDINALITY_LIMIT": ("500", 500, "0", "an integer >= 1"),
     "OTELPIPE_RED_RECORD_UNSAMPLED": ("off", False, "sometimes", "true or false"),
     "OTELPIPE_RED_EXEMPLARS": ("1", True, "yes please", "true or false"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from otelpipe.config import load_settings
+from otelpipe.config import DEFAULT_BUCKETS, load_settings
 from otelpipe.slo.check import check_slo_file
 from otelpipe.slo.dashboard import generate_dashboard
 from otelpipe.slo.durations import format_duration, parse_duration
@@ -44,10 +44,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rules.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
     rules.add_argument("-o", "--output", help="file to write (default: stdout)")
     rules.add_argument(
-        "--collector-ms",
-        action="store_true",
-        help="RED histogram from a Collector spanmetrics connector in milliseconds (its default)",
+        "--unit",
+        choices=("ms", "s"),
+        default="ms",
+        help="duration histogram unit (OTELPIPE_RED_UNIT / the connector's histogram.unit; default ms)",
     )
+    rules.add_argument(
+        "--boundaries",
+        help="histogram buckets in seconds, comma-separated (default: the spanmetrics connector's)",
+    )
+    rules.add_argument("--collector-ms", action="store_true", help="same as --unit ms (kept for old scripts)")
     rules.set_defaults(func=_rules)
 
     dashboard = commands.add_parser("dashboard", help="write a Grafana dashboard JSON for a spec")
@@ -80,12 +86,18 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
+    boundaries: Sequence[float] = DEFAULT_BUCKETS
+    if args.boundaries:
+        try:
+            boundaries = [float(b) for b in args.boundaries.split(",") if b.strip()]
+        except ValueError:
+            return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.4,0.8")
     try:
         spec = load_spec(args.spec)
+        text = generate_rules(spec, names=PrometheusNames.for_unit(args.unit), boundaries=boundaries)
     except SLOSpecError as exc:
         return _error(str(exc))
-    names = PrometheusNames.collector_milliseconds() if args.collector_ms else PrometheusNames()
-    _write(generate_rules(spec, names=names), args.output)
+    _write(text, args.output)
     return 0
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from otelpipe.slo.identity import sloth_id
 from otelpipe.slo.model import SLO, SLOSpec
-from otelpipe.slo.rules import prometheus_window, sloth_id
+from otelpipe.slo.rules import prometheus_window
 
 _DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -15,13 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from otelpipe.alerts import AlertState
 from otelpipe.processors.red_snapshot import STATUS_CODE, STATUS_ERROR, ExemplarRef, REDSnapshot, SeriesStats
 from otelpipe.slo.burn import TierVerdict, budget_remaining, burn_rate, evaluate_tier
 from otelpipe.slo.durations import format_duration
+from otelpipe.slo.identity import alert_name, identity_labels
 from otelpipe.slo.model import SLO, SLOSpec
 from otelpipe.slo.spec import check_thresholds, snap_threshold
 from otelpipe.slo.state import SavedSLO, SLOStateStore
@@ -81,11 +82,12 @@ class _Previous:
 class _Track:
     """One SLO with its window counts and the scaled window length of each nominal label."""
 
-    __slots__ = ("counts", "labels", "slo", "threshold")
+    __slots__ = ("counts", "labels", "pending", "slo", "threshold")
 
     def __init__(self, slo: SLO, threshold: float | None, time_scale: float) -> None:
         self.slo = slo
         self.threshold = threshold
+        self.pending: dict[int, float] = {}  # tier index -> since when its condition holds (for `for:`)
         # nominal label -> scaled length; the period last so tables read short to long
         self.labels: dict[str, float] = {format_duration(w): w / time_scale for w in slo.windows()}
         self.counts = WindowCounts(self.labels.values(), slo.period / time_scale)
@@ -152,7 +154,7 @@ class SLOEvaluator:
             alerts: list[AlertState] = []
             statuses: list[SLOStatus] = []
             for track in self._tracks:
-                status, verdicts = self._judge(track, now)
+                status, verdicts = self._judge(track, now, advance=True)
                 statuses.append(status)
                 alerts.append(self._alert(track, status, verdicts, snapshot, now))
             self._latest = statuses
@@ -251,18 +253,26 @@ class SLOEvaluator:
             )
         return out
 
-    def _judge(self, track: _Track, now: float) -> tuple[SLOStatus, list[TierVerdict]]:
+    def _judge(
+        self, track: _Track, now: float, *, advance: bool = False
+    ) -> tuple[SLOStatus, list[TierVerdict]]:
         slo = track.slo
         track.counts.advance(now)
         verdicts = [
-            evaluate_tier(
-                tier,
-                track.window(tier.short_window),
-                track.window(tier.long_window),
-                slo.objective,
-                slo.min_events,
+            self._held(
+                track,
+                index,
+                evaluate_tier(
+                    tier,
+                    track.window(tier.short_window),
+                    track.window(tier.long_window),
+                    slo.objective,
+                    slo.min_events,
+                ),
+                now,
+                advance,
             )
-            for tier in slo.tiers
+            for index, tier in enumerate(slo.tiers)
         ]
         burn_rates: dict[str, float] = {}
         sli_by_window: dict[str, float | None] = {}
@@ -293,6 +303,25 @@ class SLOEvaluator:
             firing_tiers=tuple(v.tier.name for v in firing),
         )
         return status, verdicts
+
+    def _held(
+        self, track: _Track, index: int, verdict: TierVerdict, now: float, advance: bool
+    ) -> TierVerdict:
+        """A tier with `for_seconds` (OpenSLO alertAfter, Prometheus `for:`) fires only once its
+        condition has held that long; `advance` (a tick) records when the condition started."""
+        hold = verdict.tier.for_seconds / self._time_scale
+        if hold <= 0:
+            return verdict
+        if not verdict.firing:
+            if advance:
+                track.pending.pop(index, None)
+            return verdict
+        since = track.pending.get(index)
+        if since is None:
+            since = now
+            if advance:
+                track.pending[index] = now
+        return verdict if now - since >= hold else replace(verdict, firing=False)
 
     def _alert(
         self,
@@ -342,7 +371,12 @@ class SLOEvaluator:
             total=worst.long_total if worst is not None else 0,
             errors=worst.long_bad if worst is not None else 0,
             exemplars=exemplars,
-            labels=dict(slo.labels),
+            # The generated Prometheus alert's identity (alertname, sloth_*), so one Alertmanager
+            # inhibit rule (equal: [sloth_id]) links both paths; sloth_severity follows severity.
+            labels={
+                **identity_labels(slo, "page" if status.severity == "page" else "ticket"),
+                "alertname": alert_name(slo),
+            },
         )
 
     def _exemplars(self, track: _Track, snapshot: REDSnapshot) -> tuple[ExemplarRef, ...]:

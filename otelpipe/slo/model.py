@@ -85,6 +85,7 @@ class AlertTier:
     short_window: float  # seconds
     long_window: float  # seconds
     factor: float
+    for_seconds: float = 0.0  # the condition must hold this long before the tier fires (`for:`)
 
     @property
     def name(self) -> str:
@@ -116,6 +117,29 @@ def default_tiers(period_seconds: float) -> tuple[AlertTier, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertOptions:
+    """Sloth's `page_alert` / `ticket_alert`: labels and annotations of that severity's alert.
+
+    `disable` removes the severity's tiers altogether (on both paths: no rule, no incident).
+    """
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    disable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Sloth's `alerting` block: the alert name and what every alert of the SLO carries."""
+
+    name: str = ""  # empty: `<Service><Name>SLO`
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    page: AlertOptions = field(default_factory=AlertOptions)
+    ticket: AlertOptions = field(default_factory=AlertOptions)
+
+
+@dataclass(frozen=True, slots=True)
 class SLO:
     """One service level objective, validated and ready to evaluate or generate rules for."""
 
@@ -129,6 +153,7 @@ class SLO:
     description: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     origin: str = ""  # where in its spec file it was declared, e.g. `slos[1]`, for messages
+    alerting: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def key(self) -> str:

@@ -7,20 +7,18 @@ Sloth's generated output, so Sloth's Grafana dashboards work on them. Unlike Slo
 ratio is a plain rate over the whole period (traffic-weighted, the same figure the in-process
 evaluator computes), and a tier honours the SLO's minimum-traffic guard.
 
-RED metric names, as Prometheus sees them:
+RED metric names, as Prometheus sees them (the same from otelpipe's `/metrics` and from the
+Collector's spanmetrics connector behind its `prometheus` / `prometheusremotewrite` exporters):
+`traces_span_metrics_calls_total`, and the duration histogram in the unit chosen
+(`OTELPIPE_RED_UNIT`, or the connector's `histogram.unit`): `ms`, both defaults, gives
+`traces_span_metrics_duration_milliseconds_bucket`, `s` gives `..._seconds_bucket`
+(`PrometheusNames.for_unit`). Labels are sanitised (`service.name` -> `service_name`); scope labels
+(`otel_scope_name`, ...) are summed away. `le` is spelled by Python (`400.0`) on otelpipe's
+`/metrics` and by Go (`400`) behind the Collector: `le` matchers accept both.
 
-* opentelemetry-exporter-prometheus (an app's `/metrics`): instrument names are sanitised
-  (`.` -> `_`), a non-empty unit is mapped and appended (`s` -> `_seconds`), counters get
-  `_total`, attribute keys are sanitised (`service.name` -> `service_name`). So the RED sum
-  `traces.span.metrics.calls` becomes `traces_span_metrics_calls_total` and the histogram
-  `traces.span.metrics.duration` (unit `s`) `traces_span_metrics_duration_seconds_bucket` with
-  `le` spelled by Python (`0.5`, `1.0`). Scope labels (`otel_scope_name`, ...) are added too; the
-  rules sum them away.
-* The Collector's `prometheus` / `prometheusremotewrite` exporters (spanmetrics connector): the
-  same metric and label names with `add_metric_suffixes: true` (the default), but `le` spelled by
-  Go (`0.5`, `1`) and, unless the connector sets `histogram.unit: s`, a histogram in
-  milliseconds named `traces_span_metrics_duration_milliseconds_bucket`; use
-  `PrometheusNames.collector_milliseconds()` for that. `le` matchers accept both spellings.
+A latency SLO's threshold must be one of the histogram's bucket boundaries (the SLI counts the
+`le` bucket at the threshold), so `generate_rules` refuses thresholds that are not among the
+`boundaries` it is given (default: the connector's default buckets, which otelpipe shares).
 
 Windows are the SLO's (scaled with its period), each at least `min_rate_window` (default 1m):
 `rate()` over a window shorter than a few scrape intervals has no data, so a 10 s window of a
@@ -30,16 +28,28 @@ Windows are the SLO's (scaled with its period), each at least `min_rate_window` 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from otelpipe.config import DEFAULT_BUCKETS
 from otelpipe.processors.red_snapshot import HTTP_METHOD, HTTP_ROUTE, SERVICE_NAME, SPAN_KIND, SPAN_NAME
 from otelpipe.slo.durations import format_duration
+from otelpipe.slo.identity import alert_name, identity_labels, sloth_id
 from otelpipe.slo.model import SLO, SLOSpec
+from otelpipe.slo.spec import check_thresholds
+
+__all__ = [
+    "PrometheusNames",
+    "alert_name",
+    "generate_rules",
+    "prometheus_window",
+    "sloth_id",
+    "write_rules",
+]
 
 _DEFAULT_LABELS: Mapping[str, str] = {
     SERVICE_NAME: "service_name",
@@ -55,21 +65,30 @@ class PrometheusNames:
     """How the RED metrics are spelled in the Prometheus that evaluates the rules."""
 
     calls: str = "traces_span_metrics_calls_total"
-    duration_bucket: str = "traces_span_metrics_duration_seconds_bucket"
-    duration_count: str = "traces_span_metrics_duration_seconds_count"
-    le_per_second: float = 1.0  # 1000 when the histogram is in milliseconds
+    duration_bucket: str = "traces_span_metrics_duration_milliseconds_bucket"
+    duration_count: str = "traces_span_metrics_duration_milliseconds_count"
+    le_per_second: float = 1000.0  # 1 when the histogram is in seconds
     status_label: str = "status_code"
     error_value: str = "STATUS_CODE_ERROR"
     labels: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_LABELS))
 
     @classmethod
+    def for_unit(cls, unit: str) -> PrometheusNames:
+        """Names for a duration histogram in `ms` (otelpipe's and the connector's default) or `s`."""
+        if unit == "ms":
+            return cls()
+        if unit == "s":
+            return cls(
+                duration_bucket="traces_span_metrics_duration_seconds_bucket",
+                duration_count="traces_span_metrics_duration_seconds_count",
+                le_per_second=1.0,
+            )
+        raise ValueError(f"unit must be ms or s, got {unit!r}")
+
+    @classmethod
     def collector_milliseconds(cls) -> PrometheusNames:
         """Names from a Collector spanmetrics connector left at its default `ms` histogram unit."""
-        return cls(
-            duration_bucket="traces_span_metrics_duration_milliseconds_bucket",
-            duration_count="traces_span_metrics_duration_milliseconds_count",
-            le_per_second=1000.0,
-        )
+        return cls.for_unit("ms")
 
 
 def generate_rules(
@@ -78,8 +97,15 @@ def generate_rules(
     names: PrometheusNames | None = None,
     min_rate_window: float = 60.0,
     source_name: str | None = None,
+    boundaries: Sequence[float] = DEFAULT_BUCKETS,
 ) -> str:
-    """Prometheus rule file (YAML text) for every SLO of `spec`."""
+    """Prometheus rule file (YAML text) for every SLO of `spec`.
+
+    `boundaries` (seconds) are the duration histogram's buckets: a latency threshold that is not
+    one of them raises `SLOSpecError` naming the nearest ones, as an SLI read between buckets
+    would count every request as bad.
+    """
+    check_thresholds(spec, boundaries)
     names = names or PrometheusNames()
     groups: list[dict[str, Any]] = []
     for slo in spec.slos:
@@ -92,23 +118,18 @@ def generate_rules(
     return header + yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=100)
 
 
-def write_rules(spec: SLOSpec, directory: str | Path, *, names: PrometheusNames | None = None) -> Path:
+def write_rules(
+    spec: SLOSpec,
+    directory: str | Path,
+    *,
+    names: PrometheusNames | None = None,
+    boundaries: Sequence[float] = DEFAULT_BUCKETS,
+) -> Path:
     """Write `slo-rules.yml` for `spec` into `directory` (e.g. for a Prometheus started by a test)."""
     target = Path(directory) / "slo-rules.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(generate_rules(spec, names=names), encoding="utf-8")
+    target.write_text(generate_rules(spec, names=names, boundaries=boundaries), encoding="utf-8")
     return target
-
-
-def alert_name(slo: SLO) -> str:
-    """Alert name of an SLO, e.g. `ShopApiAvailabilitySLO` (one name; `sloth_severity` tells tiers apart)."""
-    words = re.split(r"[^A-Za-z0-9]+", f"{slo.service} {slo.name}")
-    return "".join(w[:1].upper() + w[1:] for w in words if w) + "SLO"
-
-
-def sloth_id(slo: SLO) -> str:
-    """`<service>-<name>`, Sloth's SLO id."""
-    return f"{slo.service}-{slo.name}"
 
 
 def prometheus_window(window: float, min_rate_window: float = 60.0) -> str:
@@ -254,38 +275,50 @@ def _slo_groups(slo: SLO, names: PrometheusNames, min_rate_window: float) -> lis
         tiers = [t for t in slo.tiers if t.severity == severity]
         if not tiers:
             continue
+        options = slo.alerting.page if severity == "page" else slo.alerting.ticket
         clauses = []
         for tier in tiers:
             short = prometheus_window(tier.short_window, min_rate_window)
             long = prometheus_window(tier.long_window, min_rate_window)
             limit = f"({_num(tier.factor)} * {_num(slo.error_budget)})"
+            # Sloth's form: the window label is dropped, so the alert keeps one identity whichever
+            # window pair fires (5m/1h or 30m/6h) and Alertmanager never sees it resolve mid-incident.
             clause = (
                 "(\n"
-                f"    (slo:sli_error:ratio_rate{short}{selector} > {limit})\n"
-                "    and ignoring (sloth_window)\n"
-                f"    (slo:sli_error:ratio_rate{long}{selector} > {limit})\n"
+                f"    max(slo:sli_error:ratio_rate{short}{selector} > {limit}) without (sloth_window)\n"
+                "    and\n"
+                f"    max(slo:sli_error:ratio_rate{long}{selector} > {limit}) without (sloth_window)\n"
             )
             if slo.min_events > 0:
                 clause += f"    and on ()\n    ({_total_expr(slo, names, long)} >= {slo.min_events})\n"
             clauses.append(clause + ")")
-        alert_rules.append(
-            {
-                "alert": alert_name(slo),
-                "expr": "\nor ignoring (sloth_window)\n".join(clauses) + "\n",
-                "labels": {
-                    **dict(sorted(slo.labels.items())),
-                    "severity": "critical" if severity == "page" else "warning",
-                    "sloth_severity": severity,
-                },
-                "annotations": {
-                    "summary": f"{slo.service} {slo.name}: error budget burning too fast ({severity})",
-                    "title": (
-                        f"({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} "
-                        "SLO error budget burn rate is too fast."
-                    ),
-                },
-            }
-        )
+        labels = identity_labels(slo, severity)
+        for key in ("sloth_id", "sloth_service", "sloth_slo"):  # on the series already
+            labels.pop(key)
+        for key in slo.labels:
+            if labels.get(key) == slo.labels[key]:
+                labels.pop(key)
+        rule: dict[str, Any] = {
+            "alert": alert_name(slo),
+            "expr": "\nor\n".join(clauses) + "\n",
+        }
+        hold = max(tier.for_seconds for tier in tiers)
+        if hold > 0:
+            rule["for"] = format_duration(hold)
+        rule["labels"] = {
+            "severity": "critical" if severity == "page" else "warning",
+            **dict(sorted(labels.items())),
+        }
+        rule["annotations"] = {
+            "summary": f"{slo.service} {slo.name}: error budget burning too fast ({severity})",
+            "title": (
+                f"({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} "
+                "SLO error budget burn rate is too fast."
+            ),
+            **slo.alerting.annotations,
+            **options.annotations,
+        }
+        alert_rules.append(rule)
     return [
         {"name": f"sloth-slo-sli-recordings-{ident}", "rules": sli_rules},
         {"name": f"sloth-slo-meta-recordings-{ident}", "rules": meta_rules},

@@ -98,7 +98,8 @@ def read_spec_text(path: str | Path) -> str:
 
 
 def load_documents(text: str, source: str) -> list[Any]:
-    """The non-empty YAML documents of `text`, each a mapping, within the depth and node budgets."""
+    """The non-empty YAML documents of `text`, each a mapping (or a list of mappings, as OpenSLO
+    tools write several objects), within the depth and node budgets."""
     if len(text) > MAX_SPEC_BYTES:
         raise SpecFileError(source, "", f"{len(text)} characters", f"at most {MAX_SPEC_BYTES} characters")
     loader = _Loader(text)
@@ -113,7 +114,9 @@ def load_documents(text: str, source: str) -> list[Any]:
             document = loader.construct_document(node)
             if document is None:
                 continue
-            if not isinstance(document, Mapping):
+            # A list of mappings is the OpenSLO SDK's "sequence of objects" form.
+            is_sequence = isinstance(document, list) and all(isinstance(d, Mapping) for d in document)
+            if not isinstance(document, Mapping) and not is_sequence:
                 raise SpecFileError(
                     source,
                     _line(node),

@@ -58,7 +58,7 @@ def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
         if line.startswith("traces_span_metrics_calls_total{") and 'span_kind="SPAN_KIND_SERVER"' in line
     )
     assert scraped == requests
-    assert "traces_span_metrics_duration_seconds_bucket{" in text
+    assert "traces_span_metrics_duration_milliseconds_bucket{" in text  # the connector's default unit
     app.stop()
     exported = _exported_server_spans(sink)
     assert 0 <= exported <= 20, f"about 1 % of {requests} spans should be exported, got {exported}"

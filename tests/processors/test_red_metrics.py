@@ -22,6 +22,9 @@ from otelpipe.processors.red_metrics import (
     CALLS_METRIC,
     DURATION_METRIC,
     EDGE_CALLS_METRIC,
+    EDGE_CLIENT_METRIC,
+    EDGE_FAILED_METRIC,
+    EDGE_SERVER_METRIC,
     OVERFLOW_METRIC,
     SCOPE_NAME,
     REDMetricProducer,
@@ -51,10 +54,10 @@ def meter_providers() -> Iterator[list[MeterProvider]]:
         provider.shutdown()
 
 
-def provide(made: list[MeterProvider], store: REDStore, *readers: Any) -> MeterProvider:
+def provide(made: list[MeterProvider], store: REDStore, *readers: Any, unit: str = "ms") -> MeterProvider:
     provider = MeterProvider(metric_readers=list(readers), resource=RESOURCE)
     made.append(provider)
-    assert attach_red_producer(provider, REDMetricProducer(store)) == len(readers)
+    assert attach_red_producer(provider, REDMetricProducer(store, unit=unit)) == len(readers)
     return provider
 
 
@@ -90,19 +93,57 @@ def test_cumulative_export_names_units_and_points(
     calls, duration = metrics[CALLS_METRIC], metrics[DURATION_METRIC]
     assert calls.data.is_monotonic  # type: ignore[union-attr]
     assert calls.data.aggregation_temporality == AggregationTemporality.CUMULATIVE
-    assert (calls.unit, duration.unit) == ("", "s")
+    assert (calls.unit, duration.unit) == ("", "ms")  # the spanmetrics connector's default unit
     assert by_route(calls)["/a"].value == 2
     point = by_route(duration)["/a"]
     assert (point.count, list(point.bucket_counts), list(point.explicit_bounds)) == (
         2,
         [1, 1, 0, 0],
-        [0.01, 0.1, 1.0],
+        [10.0, 100.0, 1000.0],
     )
-    assert point.sum == pytest.approx(0.055)
-    assert (point.min, point.max) == (0.005, 0.05)
+    assert point.sum == pytest.approx(55.0)
+    assert (point.min, point.max) == pytest.approx((5.0, 50.0))
     assert point.start_time_unix_nano == store.start_time_unix_nano
     emit(tracer)
     assert by_route(red_metrics(reader.get_metrics_data())[CALLS_METRIC])["/a"].value == 3
+
+
+def test_seconds_unit_exports_seconds(
+    traced: tuple[REDStore, Tracer], meter_providers: list[MeterProvider]
+) -> None:
+    store, tracer = traced
+    reader = InMemoryMetricReader()
+    provide(meter_providers, store, reader, unit="s")
+    emit(tracer, duration_ns=5 * MS)
+    emit(tracer, duration_ns=50 * MS)
+    duration = red_metrics(reader.get_metrics_data())[DURATION_METRIC]
+    point = by_route(duration)["/a"]
+    assert duration.unit == "s"
+    assert (list(point.explicit_bounds), point.sum) == ([0.01, 0.1, 1.0], pytest.approx(0.055))
+    assert (point.min, point.max) == (0.005, 0.05)
+
+
+def test_unknown_unit_is_refused(traced: tuple[REDStore, Tracer]) -> None:
+    with pytest.raises(ValueError, match="unit must be one of"):
+        REDMetricProducer(traced[0], unit="us")
+
+
+def test_connector_default_boundaries_export_as_its_millisecond_buckets(
+    meter_providers: list[MeterProvider],
+) -> None:
+    store = REDStore()
+    tracer_provider = TracerProvider(resource=RESOURCE)
+    tracer_provider.add_span_processor(REDSpanProcessor(store))
+    reader = InMemoryMetricReader()
+    provide(meter_providers, store, reader)
+    span = tracer_provider.get_tracer("t").start_span("work", start_time=T0)  # INTERNAL counts too
+    span.end(end_time=T0 + 3 * MS)
+    point = red_metrics(reader.get_metrics_data())[DURATION_METRIC].data.data_points[0]
+    assert list(point.explicit_bounds) == [
+        2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1000.0, 1400.0, 2000.0, 5000.0, 10000.0, 15000.0
+    ]  # fmt: skip
+    assert point.attributes["span.kind"] == "SPAN_KIND_INTERNAL"
+    assert list(point.bucket_counts)[:3] == [0, 1, 0]
 
 
 def test_red_scope_joins_the_sdk_metrics_of_the_same_reader(
@@ -155,7 +196,7 @@ def test_delta_reader_gets_differences_and_cumulative_reader_totals(
     assert calls["/a"].start_time_unix_nano == first_time
     histogram = by_route(second[DURATION_METRIC])["/a"]
     assert (histogram.count, list(histogram.bucket_counts)) == (1, [0, 0, 1, 0])
-    assert histogram.sum == pytest.approx(0.5)
+    assert histogram.sum == pytest.approx(500.0)
     third = red_metrics(delta_reader.get_metrics_data())
     assert CALLS_METRIC not in third  # nothing new: no points
     assert by_route(red_metrics(cumulative_reader.get_metrics_data())[CALLS_METRIC])["/a"].value == 3
@@ -190,7 +231,7 @@ def test_histogram_exemplars_carry_span_ids(
     assert point.exemplars
     context = span.get_span_context()
     assert {(e.trace_id, e.span_id, e.value) for e in point.exemplars} == {
-        (context.trace_id, context.span_id, 0.02)
+        (context.trace_id, context.span_id, 20.0)
     }
     assert any(e.filtered_attributes == {"otelpipe.exemplar.error": True} for e in point.exemplars)
 
@@ -203,14 +244,26 @@ def test_service_graph_metrics(traced: tuple[REDStore, Tracer], meter_providers:
         "SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "sqlite"}, start_time=T0
     )
     span.end(end_time=T0 + MS)
-    (edge,) = red_metrics(reader.get_metrics_data())[EDGE_CALLS_METRIC].data.data_points
-    assert dict(edge.attributes or {}) == {
+    failed = tracer.start_span(
+        "GET", kind=SpanKind.CLIENT, attributes={"peer.service": "stock"}, start_time=T0
+    )
+    failed.set_status(Status(StatusCode.ERROR))
+    failed.end(end_time=T0 + 20 * MS)
+    metrics = red_metrics(reader.get_metrics_data())
+    edges = {p.attributes["server"]: p for p in metrics[EDGE_CALLS_METRIC].data.data_points}
+    assert dict(edges["sqlite"].attributes or {}) == {
         "client": "shop",
         "server": "sqlite",
         "connection_type": "database",
         "failed": False,
     }
-    assert edge.value == 1
+    assert (edges["sqlite"].value, edges["stock"].value) == (1, 1)
+    (failed_point,) = metrics[EDGE_FAILED_METRIC].data.data_points
+    assert (failed_point.attributes["server"], failed_point.value) == ("stock", 1)
+    for name in (EDGE_SERVER_METRIC, EDGE_CLIENT_METRIC):  # seconds, as the servicegraph connector
+        histogram = {p.attributes["server"]: p for p in metrics[name].data.data_points}
+        assert metrics[name].unit == "s"
+        assert histogram["stock"].sum == pytest.approx(0.02)
 
 
 def test_reader_without_sdk_instruments_still_gets_red(traced: tuple[REDStore, Tracer]) -> None:
@@ -249,12 +302,35 @@ def test_prometheus_names_and_labels(
         assert all(label in line for line in calls), (label, calls)
     assert any('status_code="STATUS_CODE_ERROR"' in line and line.endswith(" 1.0") for line in calls)
     assert any('status_code="STATUS_CODE_UNSET"' in line for line in calls)
-    assert "# TYPE traces_span_metrics_duration_seconds histogram" in text
+    assert "# TYPE traces_span_metrics_duration_milliseconds histogram" in text
     assert any(
-        line.startswith("traces_span_metrics_duration_seconds_bucket{") and 'le="0.01"' in line
+        line.startswith("traces_span_metrics_duration_milliseconds_bucket{") and 'le="10.0"' in line
         for line in text.splitlines()
     )
     assert "otelpipe_red_overflow_spans_total" in text
+
+
+def test_prometheus_seconds_and_service_graph_names(
+    traced: tuple[REDStore, Tracer], meter_providers: list[MeterProvider]
+) -> None:
+    store, tracer = traced
+    registry = CollectorRegistry()
+    provide(meter_providers, store, PrometheusMetricReader(registry=registry), unit="s")
+    emit(tracer, "/a")
+    span = tracer.start_span("GET", kind=SpanKind.CLIENT, attributes={"peer.service": "stock"}, start_time=T0)
+    span.set_status(Status(StatusCode.ERROR))
+    span.end(end_time=T0 + 20 * MS)
+    lines = generate_latest(registry).decode().splitlines()
+    assert any(line.startswith("traces_span_metrics_duration_seconds_bucket{") for line in lines)
+    for name in (
+        "traces_service_graph_request_total",
+        "traces_service_graph_request_failed_total",
+        "traces_service_graph_request_server_seconds_bucket",
+        "traces_service_graph_request_client_seconds_sum",
+    ):
+        matching = [line for line in lines if line.startswith(name + "{")]
+        assert matching, name
+        assert all('client="shop"' in line and 'server="stock"' in line for line in matching), matching
 
 
 def test_broken_store_does_not_break_sdk_collection(meter_providers: list[MeterProvider]) -> None:

@@ -121,11 +121,12 @@ def test_extra_and_excluded_dimensions_and_resource_fallback() -> None:
     assert series.calls == 2
 
 
-def test_span_kind_filter_ignores_internal_by_default() -> None:
+def test_span_kinds_all_counted_by_default_as_the_connector() -> None:
     store, tracer = make()
     emit(tracer, kind=SpanKind.INTERNAL)
     emit(tracer, kind=SpanKind.CONSUMER)
-    assert [s.attributes["span.kind"] for s in store.snapshot().series] == ["SPAN_KIND_CONSUMER"]
+    kinds = sorted(s.attributes["span.kind"] for s in store.snapshot().series)
+    assert kinds == ["SPAN_KIND_CONSUMER", "SPAN_KIND_INTERNAL"]
     store2, tracer2 = make(kinds=(SpanKind.INTERNAL,))
     emit(tracer2, kind=SpanKind.INTERNAL)
     emit(tracer2, kind=SpanKind.SERVER)

@@ -27,7 +27,7 @@ def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "3 SLO(s), 2 rule(s) OK" in out
     assert "service.name=shop" in out and "(('" not in out  # dimensions, not Python tuples
-    assert run("slo", "validate", str(DEMO), "--boundaries", "0.1,0.4,0.8") == 2
+    assert run("slo", "validate", str(DEMO), "--boundaries", "0.1,0.5,0.8") == 2
     assert "slos[1].sli.threshold" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -90,9 +90,9 @@ def test_status_from_persisted_state(
     assert run("slo", "status", "--state-dir", str(tmp_path)) == 2
     assert "not found" in capsys.readouterr().err
     store = SLOStateStore(tmp_path)
-    ev = SLOEvaluator(load_spec(DEMO), boundaries=(0.1, 0.5, 1.0), clock=lambda: 1_000_000.0, state=store)
+    ev = SLOEvaluator(load_spec(DEMO), boundaries=(0.1, 0.4, 1.0), clock=lambda: 1_000_000.0, state=store)
     attrs = {"service.name": "shop", "span.kind": "SPAN_KIND_SERVER", "status.code": "STATUS_CODE_ERROR"}
-    ev.tick(REDSnapshot((0.1, 0.5, 1.0), (SeriesStats(attrs, 40, 40, (40, 0, 0, 0), 0, 0, 0, 1),), 0))
+    ev.tick(REDSnapshot((0.1, 0.4, 1.0), (SeriesStats(attrs, 40, 40, (40, 0, 0, 0), 0, 0, 0, 1),), 0))
     ev.flush()
     store.close()
     assert run("slo", "status", "--state-dir", str(tmp_path)) == 0

@@ -2,6 +2,7 @@
 
 import logging
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,15 +176,15 @@ def test_selector_ignores_other_services_and_kinds() -> None:
 
 def test_demo_slas_take_their_own_series() -> None:
     clock = Clock(0.0)
-    ev = SLOEvaluator(load_spec(DEMO), boundaries=BOUNDS, clock=clock)
-    alerts = ev.tick(
-        snap(
-            series(900, fast=880),
-            series(100, error=True, fast=100),
-            series(2000, name="order.create", kind="SPAN_KIND_INTERNAL"),
-            series(2, error=True, name="order.create", kind="SPAN_KIND_INTERNAL"),
-        )
+    bounds = (0.1, 0.25, 0.4, 1.0)  # the demo's latency SLO is at 400 ms, a connector bucket
+    ev = SLOEvaluator(load_spec(DEMO), boundaries=bounds, clock=clock)
+    items = (
+        series(900, fast=880),
+        series(100, error=True, fast=100),
+        series(2000, name="order.create", kind="SPAN_KIND_INTERNAL"),
+        series(2, error=True, name="order.create", kind="SPAN_KIND_INTERNAL"),
     )
+    alerts = ev.tick(REDSnapshot(boundaries=bounds, series=items, time_unix_nano=0))
     by_name = {a.name: a for a in alerts}
     assert by_name["api-availability"].burn_rates["30d"] == pytest.approx(0.1 / 0.001)
     assert by_name["api-latency"].burn_rates["30d"] == pytest.approx(0.02 / 0.05)  # 20 slow of 1000
@@ -311,3 +312,19 @@ def test_custom_tier_and_worst_tier_choice() -> None:
     clock.now = 10.0
     (alert,) = ev.tick(snap(series(70), series(1000, error=True)))
     assert alert.severity == "critical" and alert.tier == "page-1m-10m"
+
+
+def test_tier_for_holds_the_alert_until_the_condition_lasted_that_long() -> None:
+    clock = Clock(0.0)
+    slo = replace(availability(), tiers=(AlertTier("page", 300.0, 3600.0, 14.4, for_seconds=120.0),))
+    ev = evaluator(slo, clock=clock)
+    (alert,) = ev.tick(snap(series(900), series(100, error=True)))  # burn 100x from the start
+    assert not alert.firing  # condition true, but not yet for 2 minutes
+    clock.now = 60.0
+    (alert,) = ev.tick(snap(series(1800), series(200, error=True)))
+    assert not alert.firing and ev.status()[0].firing is False
+    clock.now = 120.0
+    (alert,) = ev.tick(snap(series(2700), series(300, error=True)))
+    assert alert.firing and alert.severity == "critical"
+    assert alert.labels["alertname"] == "ShopApiAvailabilitySLO"
+    assert alert.labels["sloth_id"] == "shop-api-availability" and alert.labels["sloth_severity"] == "page"

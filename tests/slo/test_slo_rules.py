@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from otelpipe.slo.rules import PrometheusNames, alert_name, generate_rules, write_rules
-from otelpipe.slo.spec import load_spec, parse_spec
+from otelpipe.slo.spec import SLOSpecError, load_spec, parse_spec
 
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "otelpipe" / "demo" / "slo.yaml"
@@ -67,7 +67,18 @@ def test_collector_millisecond_names_and_le_spellings() -> None:
         'traces_span_metrics_duration_milliseconds_bucket{service_name="s",span_kind="SPAN_KIND_SERVER",le=~"1000|1000\\\\.0"}'
         in text
     )
-    assert 'le="0.5"' in generate_rules(load_spec(DEMO))
+    assert 'le=~"400|400\\\\.0"' in generate_rules(load_spec(DEMO))
+    seconds = generate_rules(load_spec(DEMO), names=PrometheusNames.for_unit("s"))
+    assert "traces_span_metrics_duration_seconds_bucket{" in seconds and 'le="0.4"' in seconds
+
+
+def test_latency_threshold_must_be_a_bucket_of_the_chosen_histogram() -> None:
+    spec = parse_spec(
+        "version: otelpipe/v1\nservice: s\nslos:\n  - {name: l, objective: 99, sli: {kind: latency, threshold: 500ms}}\n"
+    )
+    with pytest.raises(SLOSpecError, match=r"0.5s.*nearest: 0.4s or 0.8s"):
+        generate_rules(spec)  # the connector's default buckets: 400 ms, 800 ms
+    assert 'le=~"500|500\\\\.0"' in generate_rules(spec, boundaries=(0.1, 0.5, 1.0))
     assert alert_name(spec.slos[0]) == "SL" + "SLO"
 
 
@@ -105,7 +116,8 @@ def test_names_match_what_opentelemetry_exporter_prometheus_exposes() -> None:
         metric_readers=[reader],
         views=[
             View(
-                instrument_name="*duration", aggregation=ExplicitBucketHistogramAggregation((0.25, 0.5, 1.0))
+                instrument_name="*duration",
+                aggregation=ExplicitBucketHistogramAggregation((250.0, 500.0, 1000.0)),
             )
         ],
     )
@@ -118,7 +130,7 @@ def test_names_match_what_opentelemetry_exporter_prometheus_exposes() -> None:
             "http.request.method": "GET",
         }
         meter.create_counter("traces.span.metrics.calls", unit="{call}").add(3, attrs)
-        meter.create_histogram("traces.span.metrics.duration", unit="s").record(0.3, attrs)
+        meter.create_histogram("traces.span.metrics.duration", unit="ms").record(300, attrs)
         exposed = generate_latest(registry).decode()
     finally:
         provider.shutdown()
@@ -126,5 +138,5 @@ def test_names_match_what_opentelemetry_exporter_prometheus_exposes() -> None:
     assert f'{names.calls}{{http_request_method="GET",' in exposed
     assert 'service_name="shop"' in exposed and 'status_code="STATUS_CODE_ERROR"' in exposed
     assert 'span_kind="SPAN_KIND_SERVER"' in exposed
-    assert names.duration_bucket + "{" in exposed and 'le="0.5"' in exposed
+    assert names.duration_bucket + "{" in exposed and 'le="500.0"' in exposed
     assert names.duration_count + "{" in exposed

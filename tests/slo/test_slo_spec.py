@@ -22,7 +22,7 @@ def test_demo_spec_holds_the_three_seed_slas() -> None:
     )
     assert api.sli.selector.span_kind == "SPAN_KIND_SERVER"
     latency = by_name["api-latency"]
-    assert (latency.objective, latency.sli.kind, latency.sli.threshold_seconds) == (0.95, "latency", 0.5)
+    assert (latency.objective, latency.sli.kind, latency.sli.threshold_seconds) == (0.95, "latency", 0.4)
     orders = by_name["order-processing"]
     assert (orders.objective, orders.period) == (0.9995, 86400)
     assert orders.sli.selector.span_name == "order.create"
@@ -104,11 +104,11 @@ def test_load_spec_names_the_file(tmp_path: Path) -> None:
 
 def test_latency_threshold_must_be_a_boundary_naming_the_nearest() -> None:
     spec = load_spec(DEMO)
-    check_thresholds(spec, (0.1, 0.25, 0.5, 1.0))
+    check_thresholds(spec, (0.1, 0.25, 0.4, 1.0))
     with pytest.raises(SLOSpecError) as caught:
-        check_thresholds(spec, (0.1, 0.25, 0.4, 0.8))
+        check_thresholds(spec, (0.1, 0.25, 0.5, 0.8))
     assert caught.value.path == "slos[1].sli.threshold"
-    assert "nearest: 0.4s or 0.8s" in str(caught.value)
+    assert "nearest: 0.25s or 0.5s" in str(caught.value)
 
 
 def test_tiers_and_min_events_native() -> None:
@@ -198,8 +198,9 @@ def test_openslo_parses_into_the_same_model() -> None:
         5,
     )
     assert orders.sli.kind == "availability" and orders.sli.selector.span_name == "order.create"
-    assert [(t.severity, t.short_window, t.long_window, t.factor) for t in orders.tiers] == [
-        ("page", 300, 3600, 14.4)
+    # alertAfter is how long the condition must hold (for:), not the short window (1/12 of 1h)
+    assert [(t.severity, t.short_window, t.long_window, t.factor, t.for_seconds) for t in orders.tiers] == [
+        ("page", 300, 3600, 14.4, 300)
     ]
     assert (latency.sli.kind, latency.sli.threshold_seconds, latency.objective) == ("latency", 0.5, 0.95)
     assert latency.sli.selector.span_kind == "SPAN_KIND_SERVER"
@@ -213,19 +214,26 @@ def test_openslo_parses_into_the_same_model() -> None:
         (
             "budgetingMethod: Occurrences\n  objectives: [{displayName",
             "budgetingMethod: Timeslices\n  objectives: [{displayName",
-            "Timeslices and RatioTimeslices are not supported",
+            "Time-slice budgeting .* is not implemented",
         ),
         (
             "[{duration: 24h, isRolling: true}]",
             "[{duration: 1M, calendar: {startTime: x, timeZone: UTC}}]",
-            "only rolling windows",
+            "a start time such as",
         ),
-        ("kind: AlertPolicy", "kind: AlertNotificationTarget", "not supported"),
+        ("kind: AlertPolicy", "kind: AlertNotificationTarget", "supported keys of an AlertNotificationTarget"),
         (
             "type: otelpipe, spec: {span_name: order.create, errors",
-            "type: prometheus, spec: {span_name: order.create, errors",
-            "type: otelpipe",
+            "type: Datadog, spec: {span_name: order.create, errors",
+            "a Datadog metric cannot be computed from spans",
         ),
+        (
+            "type: otelpipe, spec: {span_name: order.create, errors",
+            "type: Prometheus, spec: {span_name: order.create, errors",
+            "spec.query over RED metrics",
+        ),
+        ("{op: lte, value: 0.5", "{op: gte, value: 0.5", "objective op: lte or lt"),
+        ("op: gte, threshold: 14.4", "op: lte, threshold: 14.4", "op gt or gte"),
         ("condition: {kind: burnrate", "condition: {kind: threshold", "kind: burnrate"),
     ],
 )
