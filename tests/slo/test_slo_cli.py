@@ -60,7 +60,7 @@ def test_validate_reports_every_problem_with_the_apps_boundaries(
     captured = capsys.readouterr()
     # 300ms is not a default RED bucket boundary: found without --boundaries, naming the nearest
     assert "slos[1].sli.threshold: got '0.3s', expected a RED histogram bucket boundary" in captured.err
-    assert "nearest: 0.25s or 0.5s" in captured.err
+    assert "nearest: 0.2s or 0.4s" in captured.err  # the spanmetrics connector's default buckets
     assert "slos[2].objectve: got 'objectve'" in captured.err  # the typo itself
     assert "slos[2].sli.kind: got 'availabilty'" in captured.err  # and the second problem of that SLO
     assert "rules[1].servce: got 'servce'" in captured.err
