@@ -11,18 +11,25 @@ serve it. The gateway's own `otelpipe.slo.*` gauges go out through the SDK's met
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from otelpipe.config import ConfigError, Settings, load_settings
-from otelpipe.diagnostics import logger
+from otelpipe.diagnostics import logger, warn_limited
 from otelpipe.fleet.merger import REDStreamMerger
 
-__all__ = ["ENV_DEFAULTS", "Gateway", "start_gateway"]
+__all__ = ["ENV_DEFAULTS", "POSITIONS_FILE", "Gateway", "StreamPositions", "start_gateway"]
+
+#: Where each sender's stream stood at the last evaluation tick, next to the SLO windows.
+POSITIONS_FILE = "gateway-streams.json"
 
 _log = logger("fleet")
 
@@ -36,6 +43,58 @@ ENV_DEFAULTS = {
 }
 
 
+class StreamPositions:
+    """The evaluation loop's source on a gateway: merged snapshots, and stream positions saved with them.
+
+    Each tick takes the snapshot and the positions at one instant; the latest positions are written
+    to `<state dir>/gateway-streams.json` every `save_interval_s` and at shutdown, after the last
+    windows are saved, so a restarted gateway continues every stream where its saved windows end: no
+    gap and no double count on a clean restart, at most one save interval either way after a crash.
+    """
+
+    def __init__(self, merger: REDStreamMerger, state_dir: str | None, save_interval_s: float) -> None:
+        self._merger = merger
+        self.path = Path(state_dir) / POSITIONS_FILE if state_dir else None
+        self._interval = save_interval_s
+        self._latest: list[list[Any]] | None = None
+        self._saved_at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def restore(self) -> int:
+        """Load the positions of the previous run, if any; returns how many streams continue."""
+        if self.path is None or not self.path.exists():
+            return 0
+        try:
+            records = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _log.warning("could not read %s; every sender starts from a baseline", self.path, exc_info=True)
+            return 0
+        return self._merger.restore(records if isinstance(records, list) else [])
+
+    def __call__(self) -> Any:
+        if self.path is None:
+            return self._merger.snapshot()
+        snapshot, positions = self._merger.snapshot_and_positions()
+        with self._lock:
+            self._latest = positions
+        if time.monotonic() - self._saved_at >= self._interval:
+            self.save()
+        return snapshot
+
+    def save(self) -> None:
+        """Write the positions of the last tick (atomically: a crash leaves the previous file)."""
+        with self._lock:
+            positions, self._saved_at = self._latest, time.monotonic()
+        if self.path is None or positions is None:
+            return
+        try:
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_text(json.dumps(positions, separators=(",", ":")), encoding="utf-8")
+            temporary.replace(self.path)
+        except OSError:
+            warn_limited("fleet-positions", "could not save RED stream positions to %s", str(self.path), area="fleet")
+
+
 @dataclass
 class Gateway:
     """A running gateway: its pipeline (evaluation, incidents), merger and receiver."""
@@ -43,11 +102,14 @@ class Gateway:
     pipeline: Any  # otelpipe.pipeline.Pipeline
     merger: REDStreamMerger
     receiver: Any  # otelpipe.sink.OTLPReceiver
+    positions: StreamPositions | None = field(default=None)
 
     def stop(self) -> None:
-        """Stop receiving, then save windows and flush notifiers (bounded by the shutdown timeout)."""
+        """Stop receiving, save windows and flush notifiers (bounded by the shutdown timeout), then positions."""
         self.receiver.stop()
-        self.pipeline.shutdown()
+        self.pipeline.shutdown()  # stops ticking: the positions kept are those of the last tick
+        if self.positions is not None:
+            self.positions.save()
 
 
 def start_gateway(
@@ -84,7 +146,9 @@ def start_gateway(
         series_limit=settings.red.cardinality_limit,
         stale_after_s=settings.slo.stream_stale_after_s,
     )
-    loop.set_source(merger.snapshot)
+    positions = StreamPositions(merger, settings.state_dir, settings.slo.save_interval_s)
+    positions.restore()
+    loop.set_source(positions)
     _register_gauges(pipeline.meter_provider.get_meter("otelpipe.gateway"), merger)
     receiver = OTLPReceiver(merger.receive, host=host, grpc_port=grpc_port, http_port=http_port)
     try:
@@ -92,7 +156,7 @@ def start_gateway(
     except OSError:
         pipeline.shutdown()
         raise
-    return Gateway(pipeline, merger, receiver)
+    return Gateway(pipeline, merger, receiver, positions)
 
 
 def _gateway_settings(settings: Settings) -> Settings:

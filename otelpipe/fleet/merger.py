@@ -124,7 +124,7 @@ class REDStreamMerger:
         self.stream_limit = stream_limit
         self.stale_after_ns = int(stale_after_s * 1e9)
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.started_unix_nano = clock()
         self._streams: dict[tuple[object, ...], _Stream] = {}
         self._series: dict[Identity, _Series] = {}
@@ -345,6 +345,65 @@ class REDStreamMerger:
             series = tuple(self._stats(s) for s in self._series.values() if s.calls or s.histogram_count)
             overflow = self.stats.overflow_points
         return REDSnapshot(boundaries=self.boundaries, series=series, time_unix_nano=now, overflow_spans=overflow)
+
+    def snapshot_and_positions(self) -> tuple[REDSnapshot, list[list[Any]]]:
+        """The snapshot and, taken at the same instant, where every cumulative stream stands.
+
+        Saved next to the SLO windows, the positions let a restarted merger continue each stream
+        where the saved windows stopped, instead of treating its next point as a baseline.
+        """
+        with self._lock:
+            snapshot = self.snapshot()  # the lock is re-entrant
+            positions: list[list[Any]] = []
+            for key, stream in self._streams.items():
+                instance, histogram, series, start = key
+                if start is None:
+                    continue  # a delta stream has no position to keep
+                positions.append(
+                    [
+                        [list(pair) for pair in instance],  # type: ignore[attr-defined]
+                        histogram,
+                        [list(pair) for pair in series],  # type: ignore[attr-defined]
+                        start,
+                        stream.count,
+                        stream.sum,
+                        list(stream.buckets),
+                        list(stream.bounds),
+                        stream.time_unix_nano,
+                    ]
+                )
+        return snapshot, positions
+
+    def restore(self, positions: Iterable[Sequence[Any]]) -> int:
+        """Continue the streams of `snapshot_and_positions()` from a previous run; returns how many."""
+        restored = 0
+        with self._lock:
+            now = self._clock()
+            for record in positions:
+                try:
+                    instance_raw, histogram, series_raw, start, count, total, buckets, bounds, at = record
+                    instance: Identity = tuple((str(k), v) for k, v in instance_raw)
+                    series: Identity = tuple((str(k), v) for k, v in series_raw)
+                    key = (instance, bool(histogram), series, int(start))
+                    point = REDPoint(instance, series, bool(histogram), True, int(start), int(at), int(count))
+                    stream = _Stream(
+                        self._series_key(point, now),
+                        int(count),
+                        float(total),
+                        tuple(int(b) for b in buckets),
+                        tuple(float(b) for b in bounds),
+                        int(at),
+                        now,
+                    )
+                except (TypeError, ValueError):
+                    continue  # one unreadable record costs that stream a baseline, nothing more
+                if key in self._streams or len(self._streams) >= self.stream_limit:
+                    continue
+                self._streams[key] = stream
+                self._series[stream.series].streams += 1
+                self._instances[instance] = now
+                restored += 1
+        return restored
 
     @staticmethod
     def _stats(series: _Series) -> SeriesStats:

@@ -209,3 +209,32 @@ def test_evaluator_on_merged_snapshots_sees_all_requests_and_no_restart_burst(cl
     assert availability.total == sent and availability.good == sent
     assert latency.total == sent and latency.good == sent  # every call in the 10 ms bucket
     assert availability.burn_rates["5m"] == 0.0
+
+
+def test_saved_positions_let_a_restarted_merger_continue_every_stream(clock, make_request):
+    import json
+
+    first = REDStreamMerger(clock=clock)
+    clock.advance(1)
+    old_start = 10.0  # the sender started long before either merger
+    first.add_request(make_request(instance="a", start_s=old_start, time_s=1001, ok=500, errors=5))
+    clock.advance(1)
+    first.add_request(make_request(instance="a", start_s=old_start, time_s=1002, ok=520, errors=6))
+    _, positions = first.snapshot_and_positions()
+
+    clock.advance(30)  # restarted, with the positions saved as JSON in the state dir
+    second = REDStreamMerger(clock=clock)
+    assert second.restore(json.loads(json.dumps(positions))) == 4
+    second.add_request(make_request(instance="a", start_s=old_start, time_s=1033, ok=530, errors=8))
+    assert _totals(second) == (12, 2)  # what happened since the last position: no gap, no burst
+    assert second.stats.baselined == 0
+    # a series new to the restored sender counts from zero too
+    second.add_request(make_request(instance="b", start_s=old_start, time_s=1033, ok=999))
+    assert _totals(second) == (12, 2)  # an unknown sender is still a baseline
+
+
+def test_unreadable_positions_cost_only_a_baseline(clock, make_request):
+    merger = REDStreamMerger(clock=clock)
+    assert merger.restore([["garbage"], None, [1, 2, 3]]) == 0  # type: ignore[list-item]
+    merger.add_request(make_request(instance="a", start_s=10, time_s=1001, ok=50))
+    assert _totals(merger) == (0, 0)
