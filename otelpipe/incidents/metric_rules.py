@@ -19,7 +19,8 @@ They share the `rules:` list of the SLO YAML with the RED threshold rules; an en
         window: 2m                           # look-back of rate, quantile and absent (default 5m)
         rate: {below: 0.05}                  # per second, increase over the window
       - name: slow-checkout
-        metric: http.server.duration         # unit as recorded (this one is in ms)
+        metric: http.server.duration
+        unit: ms                             # optional: the unit as recorded, for the PromQL name
         match: {http.route: /checkout}
         quantile: {quantile: 0.95, above: 2000, min_count: 20}
       - name: no-signups
@@ -74,6 +75,7 @@ _KEYS = {
     "name",
     "service",
     "metric",
+    "unit",
     "match",
     "aggregate",
     "window",
@@ -103,6 +105,7 @@ class MetricRule:
     match: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     origin: str = ""  # path in the file, e.g. rules[2]
+    unit: str = ""  # the instrument's unit as recorded (ms, s, By, 1, ...): only for generated PromQL names
 
     def key(self, service: str) -> str:
         """Condition identity in the process of `service`; the incident dedup key derives from it."""
@@ -198,6 +201,7 @@ def parse_metric_rule(item: object, path: str) -> MetricRule:
         "match": _strings(spec.get("match", {}), f"{path}.match"),
         "labels": _strings(spec.get("labels", {}), f"{path}.labels"),
         "origin": path,
+        "unit": _text(spec["unit"], f"{path}.unit") if "unit" in spec else "",
     }
     where = f"{path}.{condition}"
     if condition == "absent":

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from otelpipe.config import DEFAULT_BUCKETS, load_settings
+from otelpipe.incidents.metric_rules import load_metric_rules
+from otelpipe.incidents.rules import RuleSpecError
 from otelpipe.slo.check import check_slo_file
 from otelpipe.slo.dashboard import generate_dashboard
 from otelpipe.slo.durations import format_duration, parse_duration
@@ -94,8 +96,14 @@ def _rules(args: argparse.Namespace) -> int:
             return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.4,0.8")
     try:
         spec = load_spec(args.spec)
-        text = generate_rules(spec, names=PrometheusNames.for_unit(args.unit), boundaries=boundaries)
-    except SLOSpecError as exc:
+        metric_rules = load_metric_rules(args.spec)
+        text = generate_rules(
+            spec,
+            names=PrometheusNames.for_unit(args.unit),
+            boundaries=boundaries,
+            metric_rules=metric_rules,
+        )
+    except (SLOSpecError, RuleSpecError) as exc:
         return _error(str(exc))
     _write(text, args.output)
     return 0

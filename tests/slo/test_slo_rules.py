@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from otelpipe.incidents.metric_rules import load_metric_rules
 from otelpipe.slo.rules import PrometheusNames, alert_name, generate_rules, write_rules
 from otelpipe.slo.spec import SLOSpecError, load_spec, parse_spec
 
@@ -26,7 +27,7 @@ def _promtool() -> str:
 
 
 def test_checked_in_rules_equal_generator_output() -> None:
-    expected = generate_rules(load_spec(DEMO))
+    expected = generate_rules(load_spec(DEMO), metric_rules=load_metric_rules(DEMO))
     assert (CHECKED_IN / "slo-rules.yml").read_text() == expected, (
         "regenerate: otelpipe slo rules otelpipe/demo/slo.yaml -o collector-config/prometheus/slo-rules.yml"
     )
