@@ -62,6 +62,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
             + (f"; {len(checked.errors)} problem(s), each skipped at start-up" if checked.errors else "")
         )
     hooks_ok = _print_sdk_hooks(console)
+    from otelpipe.instrumentations import skipped_instrumentations
+
+    for skipped in skipped_instrumentations():
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold yellow]warning[/]: {escape(skipped)}"
+        )
     if errors:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         for error in errors:
@@ -163,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
 
     sink = sub.add_parser(
-        "sink", help="run a local OTLP receiver (gRPC and HTTP) that counts, or with --tail shows, what it gets"
+        "sink",
+        help="run a local OTLP receiver (gRPC and HTTP) that counts, or with --tail shows, what it gets",
     )
     sink.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sink.add_argument(
