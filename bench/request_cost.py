@@ -121,7 +121,7 @@ slos:
   - name: latency
     objective: 95
     period: 30d
-    sli: {kind: latency, threshold: 500ms}
+    sli: {kind: latency, threshold: 400ms}  # a bucket of the default (connector) histogram
 """
 
 # otelpipe pieces switched one at a time: label -> environment.

@@ -13,7 +13,7 @@ Native form::
       - name: api-availability
         objective: 99.9              # percent
         period: 30d                  # rolling; default 30d
-        sli: {kind: availability}    # or {kind: latency, threshold: 500ms}
+        sli: {kind: availability}    # or {kind: latency, threshold: 400ms}
         selector:                    # optional; default: SERVER spans of the service
           span_name: order.create    # also http_route, http_method, span_kind (server|client|
                                      # internal|producer|consumer|any), service
