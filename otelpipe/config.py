@@ -434,6 +434,7 @@ OTEL_VARIABLES: tuple[tuple[str, str], ...] = (
     ("OTEL_EXPORTER_PROMETHEUS_PORT", "Port of /metrics with OTEL_METRICS_EXPORTER=otlp,prometheus (9464)."),
     ("OTEL_TRACES_SAMPLER", "Sampler name, e.g. parentbased_traceidratio."),
     ("OTEL_TRACES_SAMPLER_ARG", "Sampler argument, e.g. 0.01."),
+    ("OTEL_SDK_DISABLED", "true turns the SDK and otelpipe off: nothing built, no thread, logs untouched."),
 )
 
 
@@ -632,6 +633,12 @@ def markdown_table() -> str:
     rows += [f"| `{v.name}` | `{v.default_text}` | {v.meaning} |" for v in VARIABLES]
     rows += [f"| `{name}` | SDK default | {meaning} |" for name, meaning in OTEL_VARIABLES]
     return "\n".join(rows)
+
+
+def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """`OTEL_SDK_DISABLED=true` (case-insensitive, as the SDK reads it): otelpipe must stay off too."""
+    env = os.environ if environ is None else environ
+    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
 def service_name(environ: Mapping[str, str] | None = None) -> str:

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from opentelemetry import trace
@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind
 
-from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, service_name
+from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, sdk_disabled, service_name
 from otelpipe.diagnostics import logger
 
 _log = logger()
@@ -150,6 +150,9 @@ def configure(
         if _current is not None:
             _log.warning("otelpipe.configure() called again; returning the existing pipeline")
             return _current
+        if sdk_disabled():
+            _current = _disabled_pipeline(settings)
+            return _current
         if settings is None:
             loaded = load_settings()
             _report_errors(loaded)
@@ -169,6 +172,18 @@ def configure(
         _current = pipeline
         atexit.register(pipeline.shutdown)
         return pipeline
+
+
+def _disabled_pipeline(settings: Settings | None) -> Pipeline:
+    """OTEL_SDK_DISABLED=true: build nothing. The API's no-op providers stay in place; no
+    processor, reader, thread or atexit hook is created and logging is left as the app set it."""
+    pipeline = Pipeline(settings=replace(settings or Settings(), enabled=False))
+    pipeline.tracer_provider = trace.get_tracer_provider()
+    pipeline.meter_provider = get_meter_provider()
+    pipeline.logger_provider = get_logger_provider()
+    pipeline._shut = True  # nothing to flush or stop
+    _log.debug("OTEL_SDK_DISABLED=true: otelpipe stays off")
+    return pipeline
 
 
 def configure_from_auto_instrumentation(**kwargs: Any) -> Pipeline:
@@ -200,6 +215,8 @@ def current() -> Pipeline | None:
 
 def flask_instrumentor_kwargs() -> dict[str, Any]:
     """Hooks the distro hands to FlaskInstrumentor: request id in from the header or baggage, out in the response."""
+    if sdk_disabled():
+        return {}
     from otelpipe.processors.request_id import flask_request_hook, flask_response_hook
 
     pipeline = current()
