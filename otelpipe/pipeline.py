@@ -413,32 +413,14 @@ def _load_slo_file(
         raise ConfigError(
             "OTELPIPE_SLO_FILE", path, f"a valid SLO/rules file ({len(errors)} problem(s): {problems})"
         )
-    metric_rules = _load_metric_rules(path, errors, strict=settings.strict)
     for error in errors:
         _log.error("otelpipe configuration: %s; skipped, the other SLOs and rules run", error)
     return (
         checked.spec,
         (RuleEvaluator(checked.rules) if checked.rules else None),
         tuple(errors),
-        metric_rules,
+        checked.metric_rules,
     )
-
-
-def _load_metric_rules(path: str, errors: list[ConfigError], *, strict: bool) -> Any:
-    """The valid metric rules of the file; each bad one becomes a ConfigError (the first raises when strict)."""
-    from otelpipe.incidents.metric_rules import load_metric_rules
-    from otelpipe.incidents.rules import RuleSpecError
-
-    found: list[RuleSpecError] = []
-    try:
-        rules = load_metric_rules(path, errors=found)
-    except (RuleSpecError, OSError) as exc:
-        rules, found = (), [*found, RuleSpecError(str(path), str(exc), "a readable rules file")]
-    problems = [ConfigError("OTELPIPE_SLO_FILE", path, f"a valid SLO/rules file ({e})") for e in found]
-    if problems and strict:
-        raise problems[0]
-    errors.extend(problems)
-    return rules
 
 
 def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any]:

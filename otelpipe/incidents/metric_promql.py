@@ -76,7 +76,7 @@ def _alert(rule: MetricRule, min_rate_window: float) -> dict[str, Any]:
         labels["service"] = rule.service
     alert["labels"] = labels
     alert["annotations"] = {
-        "summary": f"{rule.name}: {rule.metric} {_condition_text(rule)}",
+        "summary": f"{rule.name}: {rule.describe()}",
     }
     return alert
 
@@ -117,10 +117,3 @@ def _matchers(rule: MetricRule) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _condition_text(rule: MetricRule) -> str:
-    if rule.condition == "absent":
-        return f"no data for {format_duration(rule.window_s)}"
-    what = {"value": "", "rate": "rate ", "quantile": f"p{rule.quantile * 100:g} "}[rule.condition]
-    return f"{what}{rule.threshold_text()}"

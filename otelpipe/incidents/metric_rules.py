@@ -114,6 +114,21 @@ class MetricRule:
     def threshold_text(self) -> str:
         return f"above {self.above:g}" if self.above is not None else f"below {self.below:g}"
 
+    def describe(self) -> str:
+        """One line, e.g. `system.cpu.utilization{state=idle} avg below 0.2, for 5m`."""
+        match = ",".join(f"{k}={v}" for k, v in self.match.items())
+        subject = f"{self.metric}{{{match}}}" if match else self.metric
+        window = _label(self.window_s)
+        if self.condition == "absent":
+            text = f"{subject} absent for {window}"
+        elif self.condition == "value":
+            text = f"{subject} {self.aggregate or 'sum/avg'} {self.threshold_text()}"
+        elif self.condition == "rate":
+            text = f"{subject} rate {self.threshold_text()}/s over {window}"
+        else:
+            text = f"{subject} p{self.quantile * 100:g} {self.threshold_text()} over {window}"
+        return text + (f", for {_label(self.for_s)}" if self.for_s else "")
+
 
 # -- parsing ------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from otelpipe.incidents.metric_rules import MetricRule, load_metric_rules
 from otelpipe.incidents.rules import RuleSpecError, ThresholdRule, load_rules
 from otelpipe.slo.model import SLOSpec
 from otelpipe.slo.spec import SLOSpecError, load_spec, threshold_errors
@@ -24,11 +25,12 @@ class SLOFileCheck:
     spec: SLOSpec
     rules: tuple[ThresholdRule, ...]
     errors: tuple[str, ...]
+    metric_rules: tuple[MetricRule, ...] = ()  # `rules:` entries with a `metric:` key
 
     @property
     def usable(self) -> bool:
         """Whether anything in the file can be evaluated."""
-        return bool(self.spec.slos or self.rules)
+        return bool(self.spec.slos or self.rules or self.metric_rules)
 
 
 def check_slo_file(path: str | Path, boundaries: Sequence[float]) -> SLOFileCheck:
@@ -56,4 +58,11 @@ def check_slo_file(path: str | Path, boundaries: Sequence[float]) -> SLOFileChec
         rules = ()
         errors.append(f"{source}: {exc}")
     errors.extend(f"{source}: {e}" for e in rule_errors)
-    return SLOFileCheck(source, spec, rules, tuple(errors))
+    metric_errors: list[RuleSpecError] = []
+    try:
+        metric_rules = load_metric_rules(path, errors=metric_errors)
+    except (RuleSpecError, OSError) as exc:
+        metric_rules = ()
+        errors.append(f"{source}: {exc}")
+    errors.extend(f"{source}: {e}" for e in metric_errors)
+    return SLOFileCheck(source, spec, rules, tuple(errors), metric_rules)

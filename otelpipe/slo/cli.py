@@ -133,11 +133,12 @@ def _validate(args: argparse.Namespace) -> int:
     if checked.errors:
         print(
             f"{args.spec}: {len(checked.errors)} problem(s); at start-up each is skipped and "
-            f"{len(checked.spec.slos)} SLO(s), {len(checked.rules)} rule(s) run",
+            f"{len(checked.spec.slos)} SLO(s), {len(checked.rules) + len(checked.metric_rules)} rule(s) run",
             file=sys.stderr,
         )
     else:
-        print(f"{args.spec}: {len(checked.spec.slos)} SLO(s), {len(checked.rules)} rule(s) OK")
+        rules = len(checked.rules) + len(checked.metric_rules)
+        print(f"{args.spec}: {len(checked.spec.slos)} SLO(s), {rules} rule(s) OK")
     for slo in checked.spec.slos:
         what = (
             slo.sli.kind
@@ -157,6 +158,10 @@ def _validate(args: argparse.Namespace) -> int:
             else f"p{rule.quantile * 100:g} latency > {format_duration(rule.above)}"
         )
         print(f"  rule {rule.key}: {threshold} over {format_duration(rule.window_s)} ({rule.severity})")
+    for metric_rule in checked.metric_rules:
+        print(
+            f"  metric rule {metric_rule.key('<this service>')}: {metric_rule.describe()} ({metric_rule.severity})"
+        )
     return 2 if checked.errors else 0
 
 

@@ -285,3 +285,19 @@ def test_the_demo_spec_ships_the_seed_conditions() -> None:
     assert set(red.values()) == {"error_rate", "latency"}
     assert metric["high-cpu"].metric == "system.cpu.utilization"
     assert any(r.metric.startswith("shop.") for r in metric.values())
+
+
+def test_the_file_check_keeps_good_metric_rules_and_names_each_bad_one(tmp_path: Path) -> None:
+    from otelpipe.slo.check import check_slo_file
+
+    path = tmp_path / "slo.yaml"
+    path.write_text(
+        "version: otelpipe/v1\nservice: shop\nslos:\n  - {name: a, objective: 99, sli: {kind: availability}}\n"
+        "rules:\n"
+        "  - {name: ok, metric: m, absent: true}\n"
+        "  - {name: bad, metric: m, rate: {below: lots}}\n"
+    )
+    checked = check_slo_file(path, (0.1, 0.5))
+    assert [r.name for r in checked.metric_rules] == ["ok"]
+    (problem,) = checked.errors
+    assert "rules[1].rate.below: got 'lots', expected a finite number" in problem
