@@ -18,6 +18,7 @@ from rich.table import Table
 
 from otelpipe import __version__
 from otelpipe.config import OTEL_VARIABLES, VARIABLES, load_settings, parse_duration
+from otelpipe.diagnostics import looks_secret, shown_value
 from otelpipe.slo.durations import format_duration
 
 
@@ -31,7 +32,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for variable in VARIABLES:
         raw = os.environ.get(variable.name)
         value = loaded.values[variable.name]
-        if variable.secret and value is not None:
+        if value is not None and (variable.secret or looks_secret(variable.name)):
             shown = "***"
         elif isinstance(value, tuple):
             shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "(none)"
@@ -43,10 +44,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
             shown = format_duration(value)  # 5m, not 300
         else:
             shown = f"{value:g}" if isinstance(value, float) else str(value)
+        shown = shown_value(variable.name, shown)  # URL passwords and query tokens (trace URL template)
         table.add_row(variable.name, shown, "env" if raw not in (None, "") else "default")
     for name, _meaning in OTEL_VARIABLES:
         raw = os.environ.get(name)
-        shown = "***" if raw and name.endswith("HEADERS") else (raw or "(unset)")
+        shown = shown_value(name, raw) if raw else "(unset)"  # headers, OTLP endpoint passwords
         table.add_row(name, shown, "env" if raw else "SDK default")
     console.print(table)
     errors = [str(error) for error in loaded.errors]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from otelpipe.diagnostics import shown_value
+
 T = TypeVar("T")
 
 #: The Collector spanmetrics connector's default buckets (2 ms ... 15 s), in seconds.
@@ -558,12 +560,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, strict: bool | No
         try:
             values[variable.name] = variable.parse(raw)
         except ValueError as exc:
-            shown = "***" if variable.secret else raw
+            shown = shown_value(variable.name, raw, secret=variable.secret)  # no secret in any message
             errors.append(ConfigError(variable.name, shown, str(exc)))
             values[variable.name] = variable.default
     for name in sorted(env):
         if name.startswith("OTELPIPE_") and name not in VARIABLES_BY_NAME:
-            errors.append(ConfigError(name, env[name], "a known OTELPIPE_* variable (see otelpipe check)"))
+            shown = shown_value(name, env[name])  # a misspelled ..._PAGERDUTY_ROUTNG_KEY is still a key
+            errors.append(ConfigError(name, shown, "a known OTELPIPE_* variable (see otelpipe check)"))
     if strict is None:
         strict = bool(values["OTELPIPE_STRICT"])
     if strict and errors:

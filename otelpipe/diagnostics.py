@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -36,3 +37,46 @@ def warn_limited(
         logger(area).warning(message + suffix, *args)
     except Exception:  # diagnostics must never become the failure
         pass
+
+
+# Parts of a variable name that mean its value is a credential. KEY(?!S) spares OTELPIPE_REDACT_KEYS
+# (a list of field names); substrings catch misspellings such as ..._PAGERDUTY_ROUTNG_KEY.
+_SECRET_NAME = re.compile(
+    r"KEY(?!S)|TOKEN|SECRET|PASSW|PASSWD|PWD|AUTH|CREDENTIAL|HEADER|COOKIE|SESSION|SIGNATURE|PRIVATE|DSN",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s,;]+")
+MASK = "***"
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a variable's name says its value is a credential (routing key, token, password, headers…)."""
+    return _SECRET_NAME.search(name) is not None
+
+
+def shown_value(name: str, value: str, *, secret: bool = False) -> str:
+    """`value` of variable `name` as `otelpipe check` and start-up messages may print it.
+
+    Secret variables, declared or by name (also unknown and misspelled ones), become `***`; in
+    anything else every URL with credentials, a query or a fragment (a trace-URL token, a webhook
+    signature) is shown as scheme://host:port/*** (the notifiers' `mask_url`).
+    """
+    if not value:
+        return value
+    if secret or looks_secret(name):
+        return MASK
+    return _URL.sub(_mask_match, value)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    from urllib.parse import urlsplit
+
+    from otelpipe.exporters._delivery import mask_url
+
+    url = match.group(0)
+    try:
+        parts = urlsplit(url)
+        risky = "@" in parts.netloc or parts.query or parts.fragment
+    except ValueError:
+        return MASK
+    return mask_url(url) if risky else url
