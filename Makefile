@@ -39,6 +39,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/span_end.py
 	$(BIN)/python bench/log_record.py
+	$(BIN)/python bench/redaction.py --quick
 	$(BIN)/python bench/slo_tick.py
 	$(BIN)/python bench/soak.py --quick
 	$(BIN)/python bench/detection_latency.py --runs 1

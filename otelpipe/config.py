@@ -295,7 +295,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "OTELPIPE_REDACT_PATTERNS",
         (),
         _parse_patterns,
-        "Extra regular expressions whose matches are masked (separated by ';;').",
+        "Extra regular expressions whose matches are masked (separated by ';;'); 20 ms per value, then the value is masked whole.",
     ),
     Variable("OTELPIPE_SLO_FILE", None, _optional(_parse_path), "YAML file with SLOs and threshold rules."),
     Variable(

@@ -87,6 +87,33 @@ PEM_PATTERN = re.compile(
 # Maximal digit runs with single space/dash separators holding at least 13 digits. Matches only
 # locate runs; `_card_spans` picks the card-like candidates in them with a single left-to-right scan.
 CARD_PATTERN = re.compile(r"[0-9](?:[ -]?+[0-9]){12,}+")
+# Substrings without which a default pattern cannot match: (match on lower-cased text?, substrings).
+_HINTS: dict[re.Pattern[str], tuple[bool, tuple[str, ...]]] = {
+    PEM_PATTERN: (False, ("PRIVATE KEY",)),
+    URL_USERINFO_PATTERN: (False, ("://",)),
+    BEARER_PATTERN: (True, ("bearer",)),
+    JWT_PATTERN: (False, ("eyJ",)),
+    TOKEN_PATTERN: (
+        False,
+        (
+            "AKIA",
+            "ASIA",
+            "ABIA",
+            "ACCA",
+            "hp_",
+            "ho_",
+            "hu_",
+            "hs_",
+            "hr_",
+            "_pat_",
+            "glpat-",
+            "k_live_",
+            "k_test_",
+            "xox",
+            "AIza",
+        ),
+    ),
+}
 DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
     PEM_PATTERN,
     URL_USERINFO_PATTERN,
@@ -331,6 +358,7 @@ class Redactor:
         self._compact = frozenset(k.replace("_", "") for k in self._keys)
         # Patterns run before key=value so "Authorization: Bearer x" masks the token, not "Bearer".
         self._patterns: tuple[re.Pattern[str], ...] = tuple(patterns)
+        self._hinted = tuple((pattern, _HINTS.get(pattern)) for pattern in self._patterns)
         self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
         self._key_cache: dict[str, bool] = {}
         self.custom_timeouts = 0
@@ -411,7 +439,16 @@ class Redactor:
         return "".join(redacted)
 
     def _redact_chunk(self, text: str) -> str:
-        for pattern in self._patterns:
+        for pattern, hints in self._hinted:
+            if hints is not None:
+                # A substring test is far cheaper than a regex scan that fails at every position.
+                lower, needles = hints
+                haystack = text.lower() if lower else text
+                for needle in needles:
+                    if needle in haystack:
+                        break
+                else:
+                    continue
             if pattern.search(text) is not None:
                 text = pattern.sub(self._replace, text)
         if CARD_PATTERN.search(text) is not None:
