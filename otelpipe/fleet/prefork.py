@@ -82,10 +82,13 @@ class PreforkMerge:
         """Start merging (done at the first fork; callable directly). Returns the push endpoint."""
         from otelpipe.sink import OTLPReceiver
 
+        # Workers push every push interval: one silent for many intervals is gone (recycled by
+        # max_requests, killed), and forgetting it soon keeps recycling from filling the stream limit.
+        stale_after_s = min(
+            self._settings.stream_stale_after_s, max(30.0, 20 * self._settings.prefork_push_interval_s)
+        )
         merger = REDStreamMerger(
-            self._store.boundaries,
-            series_limit=self._cardinality_limit,
-            stale_after_s=self._settings.stream_stale_after_s,
+            self._store.boundaries, series_limit=self._cardinality_limit, stale_after_s=stale_after_s
         )
         sink = OTLPReceiver(merger.receive, host="127.0.0.1", grpc_port=None, http_port=0).start()
         self.merger, self._sink = merger, sink
