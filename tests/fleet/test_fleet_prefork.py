@@ -78,3 +78,31 @@ def test_a_killed_and_respawned_worker_is_no_false_burst(gunicorn, fleet_env, sl
     assert seen - first, f"no respawned worker served a request: {seen} vs {first}"
     time.sleep(3.0)  # several ticks over the respawned worker's new stream
     assert webhook.events() == [], webhook.bodies
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("host", {"evaluating": True, "total": 30}),  # both children's spans, counted once, in the parent
+        ("process", {"evaluating": True, "total": 0}),  # each child evaluated its own
+        ("gateway", {"evaluating": False, "total": None}),  # nobody here evaluates
+    ],
+)
+def test_slo_evaluation_setting_decides_who_evaluates_forked_children(tmp_path, fleet_env, slo_file, mode, expected):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = fleet_env(
+        OTEL_SERVICE_NAME="fleet",
+        OTELPIPE_SLO_FILE=str(slo_file),
+        OTELPIPE_SLO_EVALUATION=mode,
+        OTELPIPE_PREFORK_PUSH_INTERVAL="200ms",
+    )
+    script = Path(__file__).with_name("fork_app.py")
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected, done.stderr
