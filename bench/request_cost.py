@@ -69,28 +69,32 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     client = app.test_client()
     sent = 0
 
-    def run(count: int) -> tuple[list[int], int]:
+    def run(count: int) -> tuple[list[int], int, int]:
         nonlocal sent
         times = []
         clock = time.perf_counter_ns
         cpu_start = time.process_time_ns()
+        thread_start = time.thread_time_ns()
         for i in range(count):
             start = clock()
             response = client.get(f"/item/{i % 100}")
             times.append(clock() - start)
             if response.status_code != 200:
                 raise SystemExit(f"unexpected status {response.status_code}")
+        thread = time.thread_time_ns() - thread_start
         cpu = time.process_time_ns() - cpu_start
         sent += count
-        return times, cpu
+        return times, cpu, thread
 
     run(int(os.environ.get("BENCH_WARMUP", "1000")))
     print("READY", flush=True)
     for line in sys.stdin:
         command, _, arg = line.strip().partition(" ")
         if command == "run":
-            times, cpu = run(int(arg))
-            print(json.dumps({"median_ns": statistics.median(times), "cpu_ns": cpu / len(times)}), flush=True)
+            count = int(arg)
+            times, cpu, thread = run(count)
+            reply = {"median_ns": statistics.median(times), "cpu_ns": cpu / count, "thread_ns": thread / count}
+            print(json.dumps(reply), flush=True)
         elif command == "fail":
             for _ in range(int(arg)):
                 client.get("/fail")
@@ -148,6 +152,8 @@ class Process:
     cpu: list[float] = field(default_factory=list)  # µs of process CPU (all threads) per request
     wall_ratios: list[float] = field(default_factory=list)  # against the stock run next to it
     cpu_ratios: list[float] = field(default_factory=list)
+    thread: list[float] = field(default_factory=list)  # µs of the request thread's CPU per request
+    thread_ratios: list[float] = field(default_factory=list)
 
     def ask(self, command: str, timeout: float = 300.0) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -311,33 +317,34 @@ def main() -> int:
                 for member in pair:
                     member.medians.append(replies[id(member)]["median_ns"] / 1000)
                     member.cpu.append(replies[id(member)]["cpu_ns"] / 1000)
+                    member.thread.append(replies[id(member)]["thread_ns"] / 1000)
                 mine, base = replies[id(process)], replies[id(stock)]
                 process.wall_ratios.append(mine["median_ns"] / base["median_ns"])
                 process.cpu_ratios.append(mine["cpu_ns"] / base["cpu_ns"])
+                process.thread_ratios.append(mine["thread_ns"] / base["thread_ns"])
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
         ok = True
         print()
         print(
-            "| configuration | sampling | wall µs/request | otelpipe / stock, wall | "
-            "CPU µs/request | otelpipe / stock, CPU |"
+            "| configuration | sampling | request thread CPU µs | otelpipe / stock | "
+            "process CPU µs | otelpipe / stock | wall µs (median request) | otelpipe / stock |"
         )
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for sampling in samplings:
             for process in (p for p in processes if p.sampling == sampling):
                 if not process.otelpipe:
-                    name, wall_ratio, cpu_ratio = "stock opentelemetry-distro", "1", "1"
+                    name, ratios = "stock opentelemetry-distro", ["1", "1", "1"]
                 else:
-                    wall_ratio, cpu_ratio = _ratio_text(process.wall_ratios), _ratio_text(process.cpu_ratios)
+                    ratios = [_ratio_text(r) for r in (process.thread_ratios, process.cpu_ratios, process.wall_ratios)]
                     name = "otelpipe defaults"
                     if process.label in VARIANTS:
                         name = "otelpipe, " + " ".join(
                             f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items()
                         )
-                print(
-                    f"| {name} | {sampling:g} | {statistics.median(process.medians):.0f} | {wall_ratio} | "
-                    f"{statistics.median(process.cpu):.0f} | {cpu_ratio} |"
-                )
+                figures = [statistics.median(v) for v in (process.thread, process.cpu, process.medians)]
+                cells = " | ".join(f"{figure:.0f} | {ratio}" for figure, ratio in zip(figures, ratios, strict=True))
+                print(f"| {name} | {sampling:g} | {cells} |")
 
         lowest = min(samplings)
         print()

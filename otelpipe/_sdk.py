@@ -16,9 +16,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 _log = logging.getLogger("otelpipe")
+def _always_on() -> Any:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON as sampler
+
+    return sampler
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,9 @@ def _finished_span() -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
-    tracer = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False).get_tracer("otelpipe.sdk-check")
+    # An explicit sampler: the default reads OTEL_TRACES_SAMPLER, which may drop the probe's span.
+    provider = TracerProvider(resource=Resource.get_empty(), sampler=_always_on(), shutdown_on_exit=False)
+    tracer = provider.get_tracer("otelpipe.sdk-check")
     span = tracer.start_span("check", kind=SpanKind.SERVER, attributes={"a": 1})
     span.end()
     return span
@@ -134,7 +140,7 @@ def _probe_on_ending() -> None:
         def on_end(self, span: Any) -> None:
             order.append("end")
 
-    provider = TracerProvider(shutdown_on_exit=False)
+    provider = TracerProvider(sampler=_always_on(), shutdown_on_exit=False)
     provider.add_span_processor(_Probe())
     provider.get_tracer("otelpipe.sdk-check").start_span("check").end()
     if order != ["ending", "end"]:
@@ -154,6 +160,87 @@ def _probe_runtime_context() -> None:
 def _probe_logs_sdk() -> None:
     from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor  # noqa: F401
 
+
+def _probe_export_drops() -> None:
+    from opentelemetry.sdk._shared_internal import BatchProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from otelpipe.processors.export_drops import DropCountingBatchSpanProcessor, ExportDropCounts
+
+    parameters = set(inspect.signature(_configuration()._initialize_components).parameters)
+    missing = {"export_span_processor", "export_log_record_processor"} - parameters
+    if missing:
+        raise LookupError(f"_initialize_components() lacks {sorted(missing)}")
+    if "metrics" not in inspect.signature(BatchProcessor).parameters:
+        raise LookupError("BatchProcessor takes no metrics object")
+
+    class _Failing(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.FAILURE
+
+    counts = ExportDropCounts()
+    processor = DropCountingBatchSpanProcessor(_Failing(), counts)
+    provider = TracerProvider(sampler=_always_on(), shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    provider.get_tracer("otelpipe.sdk-check").start_span("check").end()
+    cast(Any, processor).shutdown()  # exports what is queued first
+    if counts.dropped() != {("traces", "export_failed"): 1}:
+        raise LookupError(f"the batch processor did not report its failed batch (saw {counts.dropped()})")
+
+
+def _probe_light_tracing() -> None:
+    import opentelemetry.sdk.trace as sdk_trace
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from otelpipe.processors.unsampled import LightUnsampledTracerProvider, UnsampledSpan
+    from otelpipe.sdk_components import INITIALIZE_PARAMETERS, SDK_HELPERS
+
+    configuration = _configuration()
+    for name in SDK_HELPERS:
+        if not hasattr(configuration, name):
+            raise LookupError(f"opentelemetry.sdk._configuration.{name} is missing")
+    unknown = set(inspect.signature(configuration._initialize_components).parameters) - INITIALIZE_PARAMETERS
+    if unknown:  # a new step the light setup would skip
+        raise LookupError(f"_initialize_components() has parameters otelpipe does not mirror: {sorted(unknown)}")
+    tracer = sdk_trace.TracerProvider(sampler=_always_on(), shutdown_on_exit=False).get_tracer("otelpipe.sdk-check")
+    for name in ("_is_enabled", "span_processor", "_instrumentation_scope", "resource"):
+        if not hasattr(tracer, name):
+            raise LookupError(f"Tracer.{name} is missing")
+    ended: list[Any] = []
+
+    class _Probe(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            ended.append(span)
+
+    provider = LightUnsampledTracerProvider(sampler=ALWAYS_OFF, keep=frozenset({"a"}), shutdown_on_exit=False)
+    provider.add_span_processor(_Probe())
+    span = provider.get_tracer("otelpipe.sdk-check").start_span("check", attributes={"a": 1, "b": 2})
+    span.end()
+    if not isinstance(span, UnsampledSpan) or ended != [span] or dict(span.attributes or {}) != {"a": 1}:
+        raise LookupError("a dropped span did not become a light UnsampledSpan seen by the processors")
+
+
+EXPORT_DROPS_HOOK = Hook(
+    "opentelemetry.sdk._shared_internal.BatchProcessor(metrics=), Batch*Processor._batch_processor/_default_*, "
+    "_initialize_components(export_span_processor=, export_log_record_processor=)",
+    "otelpipe.processors.export_drops, otelpipe.pipeline",
+    "counts queue-full drops and failed batches once per batch, without the SDK's per-span internal metrics",
+    "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true (about a dozen Counter.add calls per request)",
+    "export drops are not counted (the stock batch processors export)",
+    _probe_export_drops,
+)
+LIGHT_TRACING_HOOK = Hook(
+    "opentelemetry.sdk._configuration._import_exporters/_init_metrics/_init_logging/... (the steps of "
+    "_initialize_components), Tracer._is_enabled/_instrumentation_scope/span_processor, TracerProvider._tracers_lock",
+    "otelpipe.sdk_components, otelpipe.processors.unsampled",
+    "builds the SDK with a TracerProvider whose dropped spans are light UnsampledSpans: exact RED under "
+    "sampling at a fraction of a RECORD_ONLY span's cost",
+    "RecordUnsampledSampler (full RECORD_ONLY SDK spans)",
+    "unsampled spans are recorded as full SDK spans: RED stays exact, each request costs more",
+    _probe_light_tracing,
+)
 
 HOOKS: tuple[Hook, ...] = (
     Hook(
@@ -238,6 +325,8 @@ HOOKS: tuple[Hook, ...] = (
         "OTLP log correlation/redaction and OTLP incident events are off",
         _probe_logs_sdk,
     ),
+    EXPORT_DROPS_HOOK,
+    LIGHT_TRACING_HOOK,
 )
 
 

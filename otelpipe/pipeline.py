@@ -258,7 +258,7 @@ def _build_redactor(settings: Settings) -> Any:
     )
 
 
-def _build_red(settings: Settings) -> tuple[Any, SpanProcessor | None]:
+def _build_red(settings: Settings) -> tuple[Any, Any]:
     if not settings.red.enabled:
         return None, None
     from otelpipe.processors.red import DEFAULT_DIMENSIONS, REDSpanProcessor, REDStore
@@ -293,9 +293,10 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
         pipeline.logger_provider = get_logger_provider()
         return pipeline
 
-    from otelpipe._sdk import report_missing_hooks
+    from otelpipe._sdk import EXPORT_DROPS_HOOK, LIGHT_TRACING_HOOK, report_missing_hooks
 
-    report_missing_hooks()  # one loud error per private SDK hook this SDK lacks, naming what degrades
+    # one loud error per private SDK hook this SDK lacks, naming what degrades
+    missing = {result.hook for result in report_missing_hooks()}
     redactor = _build_redactor(settings)
     pipeline.redactor = redactor
     span_processors: list[SpanProcessor] = []
@@ -318,11 +319,17 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     log_processors.append(CorrelatingLogRecordProcessor(redactor))
 
     sampler = initialize_kwargs.pop("sampler", None) or _env_sampler()
-    if store is not None and settings.red.record_unsampled:
-        from otelpipe.processors.sampling import RecordUnsampledSampler
+    # Spans the sampler drops (even the SDK default drops those of an unsampled caller) become light
+    # recording spans keeping only RED's attributes (otelpipe.processors.unsampled): exact RED for a
+    # fraction of what the SDK's own RECORD_ONLY span costs.
+    keep = None
+    if red_processor is not None and settings.red.record_unsampled:
+        if LIGHT_TRACING_HOOK not in missing:
+            keep = red_processor.attribute_names
+        else:  # full SDK spans for what the sampler drops: exact RED, costlier requests
+            from otelpipe.processors.sampling import RecordUnsampledSampler
 
-        # Even the SDK default (parent-based always-on) drops spans whose caller did not sample.
-        sampler = RecordUnsampledSampler(sampler or ParentBased(ALWAYS_ON))
+            sampler = RecordUnsampledSampler(sampler or ParentBased(ALWAYS_ON))
 
     # Drops (queue full, failed batches) are counted by the export processors themselves, once per
     # batch, not through the SDK's internal metrics, which add about a dozen Counter.add calls per request.
@@ -333,8 +340,9 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     )
 
     export_counts = ExportDropCounts()
-    initialize_kwargs.setdefault("export_span_processor", span_processor_factory(export_counts))
-    initialize_kwargs.setdefault("export_log_record_processor", log_processor_factory(export_counts))
+    if EXPORT_DROPS_HOOK not in missing:
+        initialize_kwargs.setdefault("export_span_processor", span_processor_factory(export_counts))
+        initialize_kwargs.setdefault("export_log_record_processor", log_processor_factory(export_counts))
     pipeline.export_counts = export_counts
     # SDK default otelpipe changes, unless the user set it: cap attribute values so one huge value
     # cannot push a batch past the 4 MiB gRPC message limit and lose the whole batch.
@@ -351,7 +359,10 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
             initialize_kwargs.setdefault(
                 f"{signal}_exporter_names", [_get_exporter_entry_point("otlp", signal_type)]
             )
-    _initialize_components(
+    from otelpipe.sdk_components import initialize_components
+
+    initialize_components(
+        keep,
         span_processors=span_processors,
         log_record_processors=log_processors,
         sampler=sampler,

@@ -47,6 +47,7 @@ from otelpipe.processors.red_snapshot import (
     REDSnapshot,
     SeriesStats,
 )
+from otelpipe.processors.unsampled import PlainAttributes
 
 __all__ = [
     "DEFAULT_BOUNDARIES",
@@ -513,6 +514,14 @@ class REDSpanProcessor(SpanProcessor):
         self._exemplar_mask = 1 if store.exemplars else 0
         self._default_layout = store._attribute_keys == _DEFAULT_ATTRIBUTE_KEYS
 
+    @property
+    def attribute_names(self) -> frozenset[str]:
+        """Every span attribute `on_end` reads: what a span must keep for its RED figures to be exact."""
+        names = {*self.store._attribute_keys, "http.response.status_code", "http.status_code"}
+        if self._service_graph:
+            names.update((*_EDGE_ATTRIBUTES, _MESSAGING_SYSTEM))
+        return frozenset(names)
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do at start: RED needs the finished span."""
 
@@ -530,7 +539,13 @@ class REDSpanProcessor(SpanProcessor):
                 return
             attributes = span._attributes
             # dict.get straight on the SDK's storage: the public property builds a mappingproxy.
-            get = attributes._dict.get if type(attributes) is BoundedAttributes else _fallback_get(attributes)
+            get: Callable[[str], Any]
+            if type(attributes) is BoundedAttributes:
+                get = attributes._dict.get
+            elif type(attributes) is PlainAttributes:  # an UnsampledSpan's: hashable values only
+                get = attributes.get
+            else:
+                get = _fallback_get(attributes)
             status = span._status._status_code._value_
             code = get("http.response.status_code")
             legacy_code = get("http.status_code")

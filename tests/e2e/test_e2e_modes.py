@@ -65,6 +65,23 @@ def test_red_is_exact_under_one_percent_sampling_and_on_prometheus(
     assert sum(latest_red_calls(sink).values()) == requests
 
 
+def test_record_unsampled_off_counts_only_the_sampled_spans(
+    latest_red_calls, sink, otlp_env, instrumented_app, wait_until
+):
+    env = otlp_env(
+        sink,
+        OTEL_TRACES_SAMPLER="traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.05",
+        OTELPIPE_RED_RECORD_UNSAMPLED="false",
+    )
+    app = instrumented_app(env)
+    assert all(app.get(f"/hello/s{i}") == 200 for i in range(200))
+    app.stop()  # flushes spans, then the final metrics
+    exported = _exported_server_spans(sink)
+    assert exported < 60, f"about 5 % of 200 requests should be exported, got {exported}"
+    assert sum(latest_red_calls(sink).values()) == exported  # the stock behaviour: RED sees what is sampled
+
+
 @pytest.mark.parametrize(
     ("configurator", "expect_red"),
     [("otelpipe", True), ("configurator", False)],

@@ -1,0 +1,248 @@
+"""A light recording span for the spans the sampler drops: RED's inputs, without the SDK span's work.
+
+Exact RED under sampling needs every span to be *recording*: the instrumentations set the route,
+the status code and `db.system`, and the ERROR status of a failed query, only when
+`span.is_recording()`. The SDK's own RECORD_ONLY span pays for everything a span that will be
+exported needs: a lock per attribute, `_clean_attribute_value` on every value, bounded lists
+for events and links, a `ReadableSpan` copy at the end. For the ~99 % of spans that are never
+exported that work is thrown away.
+
+`LightUnsampledTracerProvider` is the SDK `TracerProvider`; its tracers start spans through the
+SDK as usual, and when the sampler drops one (a non-recording span), they return an
+`UnsampledSpan` with the same span context instead: `is_recording()` is true, so
+instrumentations go on setting attributes, but it keeps only the attribute names in `keep` (the
+RED dimensions and service-graph attributes, values stored as given when they are plain), the
+name, kind, status and timestamps, and drops events, links and exception stack traces. Span
+processors see it as a `ReadableSpan` with the sampled flag off (on_start, on_ending and on_end,
+like any RECORD_ONLY span), so batch export processors skip it.
+
+What stays exact: calls, errors and duration buckets per RED dimension, and service-graph
+edges. What an unsampled span no longer carries: attributes outside `keep`, events, links and
+status descriptions; nothing of it is exported, so no backend sees the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from types import TracebackType
+from typing import Any, cast
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, Tracer, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types
+
+__all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "UnsampledSpan"]
+
+_UNSET = Status(StatusCode.UNSET)
+_PLAIN = (str, int, float, bool)
+
+
+class PlainAttributes(dict[str, Any]):
+    """An `UnsampledSpan`'s attributes: values are plain and hashable, so RED reads them as they are."""
+
+
+def _plain(value: object) -> object:
+    """A hashable value RED can key on: plain values as they are, sequences as tuples, else a string."""
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(item if type(item) in _PLAIN else str(item) for item in value)
+    return str(value)
+
+
+class UnsampledSpan(trace_api.Span, ReadableSpan):
+    """A recording, never-exported span holding only the attributes named in `keep`."""
+
+    def __init__(  # the fields of a span
+        self,
+        name: str,
+        context: SpanContext,
+        kind: SpanKind,
+        resource: Resource,
+        scope: InstrumentationScope | None,
+        keep: frozenset[str],
+        processor: SpanProcessor,
+        start_time: int | None,
+        set_status_on_exception: bool,
+    ) -> None:
+        # ReadableSpan's fields, set directly: its __init__ would build a Resource when none is given.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._resource = resource
+        self._instrumentation_info = None
+        self._instrumentation_scope = scope
+        self._parent = None
+        self._start_time = start_time if start_time is not None else time_ns()
+        self._end_time: int | None = None
+        self._attributes: dict[str, Any] = PlainAttributes()
+        self._events: Sequence[Any] = ()
+        self._links: Sequence[Any] = ()
+        self._status = _UNSET
+        self._keep = keep
+        self._processor = processor
+        self._set_status_on_exception = set_status_on_exception
+
+    def get_span_context(self) -> SpanContext:
+        return cast(SpanContext, self._context)  # always set: __init__ requires it
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        if key in self._keep and self._end_time is None:
+            self._attributes[key] = value if type(value) in _PLAIN else _plain(value)
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        keep = self._keep
+        if self._end_time is None:
+            for key, value in attributes.items():
+                if key in keep:
+                    self._attributes[key] = value if type(value) in _PLAIN else _plain(value)
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        """Not kept: RED does not read events, and this span is never exported."""
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        """Not kept, as events."""
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """The SDK's rules (OK is final, UNSET is ignored), keeping the code only."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        code = status.status_code if isinstance(status, Status) else status
+        if code is StatusCode.UNSET:
+            return
+        self._status = Status(code)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Not kept: formatting a stack trace for a span nobody exports is the costliest no-op."""
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        processor = self._processor
+        processor._on_ending(self)  # type: ignore[arg-type]  # a Span in all but its storage
+        processor.on_end(self)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if exc_val is not None and self._set_status_on_exception and self.is_recording():
+            self.set_status(StatusCode.ERROR)
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+
+class _LightTracer(trace_api.Tracer):
+    """Starts spans through an SDK tracer; a span its sampler drops becomes an `UnsampledSpan`."""
+
+    def __init__(self, tracer: Tracer, keep: frozenset[str]) -> None:
+        self._tracer = tracer
+        self._keep = keep
+
+    def start_span(  # the Tracer interface
+        self,
+        name: str,
+        context: context_api.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        tracer = self._tracer
+        span = tracer.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
+        if span.is_recording() or not tracer._is_enabled():
+            return span
+        span_context = span.get_span_context()
+        if not span_context.is_valid:
+            return span
+        light = UnsampledSpan(
+            name,
+            span_context,
+            kind,
+            tracer.resource,
+            tracer._instrumentation_scope,
+            self._keep,
+            tracer.span_processor,
+            start_time,
+            set_status_on_exception,
+        )
+        if attributes:
+            light.set_attributes(attributes)
+        tracer.span_processor.on_start(light, parent_context=context)  # type: ignore[arg-type]
+        return light
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: context_api.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace_api.Span]:
+        """As the SDK tracer's: start a span and make it current."""
+        span = self.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
+        with trace_api.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
+
+
+class LightUnsampledTracerProvider(TracerProvider):
+    """The SDK `TracerProvider`, whose tracers turn dropped spans into `UnsampledSpan`s keeping `keep`."""
+
+    def __init__(self, *args: Any, keep: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep = keep
+        self._light: dict[int, _LightTracer] = {}
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes = None,
+    ) -> trace_api.Tracer:
+        tracer = super().get_tracer(instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+        if not isinstance(tracer, Tracer):  # disabled SDK: a NoOpTracer
+            return tracer
+        with self._tracers_lock:
+            light = self._light.get(id(tracer))
+            if light is None or light._tracer is not tracer:
+                light = self._light[id(tracer)] = _LightTracer(tracer, self.keep)
+        return light
