@@ -3,14 +3,19 @@
 
 otelpipe inserts its `RedactSecrets` processor just before the renderer (the last processor) of
 structlog's configuration now, and again after every ``structlog.configure``/``configure_once``
-the app makes later (under `opentelemetry-instrument` otelpipe runs first). Only when structlog
-is installed; nothing is imported otherwise.
+the app makes later (under `opentelemetry-instrument` otelpipe runs first). structlog is never
+imported by otelpipe (with rich it costs hundreds of ms): if the app has not imported it yet, a
+one-shot import hook applies the redaction right after the app's own ``import structlog``.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 from otelpipe.diagnostics import logger
@@ -27,10 +32,62 @@ def _with_redaction(processors: list[Any], redacting: RedactSecrets) -> list[Any
     return [*processors[:position], redacting, *processors[position:]]
 
 
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``then`` right after ``structlog`` is first imported, then steps out of the import path."""
+
+    def __init__(self, then: Callable[[], None]) -> None:
+        self._then = then
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "structlog":
+            return None
+        self.remove()
+        spec = importlib.util.find_spec(fullname)  # the finders after this one, as without it
+        loader = spec.loader if spec is not None else None
+        if spec is None or loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+        then = self._then
+
+        def exec_then_patch(module: ModuleType) -> None:
+            exec_module(module)
+            try:
+                then()
+            except Exception:  # the app's import must succeed whatever happens here
+                _log.warning("could not add secret masking to structlog", exc_info=True)
+
+        loader.exec_module = exec_then_patch  # type: ignore[method-assign]
+        return spec
+
+    def remove(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+
 def redact_structlog(redactor: Redactor) -> Callable[[], None]:
     """Keep a `RedactSecrets` before structlog's renderer from now on; returns an undo."""
-    if importlib.util.find_spec("structlog") is None:
-        return lambda: None
+    undo_patch: list[Callable[[], None]] = []
+
+    def patch() -> None:
+        undo_patch.append(_patch_structlog(redactor))
+
+    if "structlog" in sys.modules:
+        patch()
+    else:
+        finder = _AfterImport(patch)
+        sys.meta_path.insert(0, finder)
+        undo_patch.append(finder.remove)
+
+    def undo() -> None:
+        for step in undo_patch:
+            step()
+
+    return undo
+
+
+def _patch_structlog(redactor: Redactor) -> Callable[[], None]:
     import structlog
     import structlog._config as config_module
 

@@ -66,3 +66,41 @@ def test_configure_masks_sampled_spans_and_skips_unsampled_ones(tmp_path):
     assert '"name": "sampled-span"' in exported and "unsampled-span" not in exported
     assert "hunter22" not in exported and "ssn-123" not in exported and "bob@example.com" not in exported
     assert "password=[REDACTED]" in exported
+
+
+STRUCTLOG_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import otelpipe
+
+    pipeline = otelpipe.configure()
+    print("IMPORTED " + str("structlog" in sys.modules), flush=True)
+    import structlog  # after configure(), as under opentelemetry-instrument
+
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()], logger_factory=structlog.PrintLoggerFactory()
+    )
+    structlog.get_logger().info("login", password="hunter22", url="https://u:pw-struct@db")
+    pipeline.shutdown()
+    """
+)
+
+
+def test_configure_masks_structlog_imported_and_configured_later(tmp_path):
+    pytest.importorskip("structlog")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    done = subprocess.run(
+        [sys.executable, "-c", STRUCTLOG_SCRIPT],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "IMPORTED False" in done.stdout  # otelpipe did not import structlog itself
+    line = next(line for line in done.stdout.splitlines() if '"event": "login"' in line)
+    assert json.loads(line)["password"] == "[REDACTED]"
+    assert "hunter22" not in done.stdout and "pw-struct" not in done.stdout
