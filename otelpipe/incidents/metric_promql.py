@@ -81,6 +81,21 @@ def _alert(rule: MetricRule, min_rate_window: float) -> dict[str, Any]:
     return alert
 
 
+def figure(rule: MetricRule, *, min_rate_window: float = 60.0) -> str:
+    """The PromQL figure the rule compares (for dashboards): value, rate or quantile; for `absent`, samples seen."""
+    name = prometheus_name(rule)
+    window = format_duration(max(rule.window_s, min_rate_window))
+    match = _matchers(rule)
+    if rule.condition == "absent":
+        return f'count by ({_BY}) (count_over_time({{__name__=~"{name}|{name}_total"{match[1:-1] and "," + match[1:-1]}}}[{window}]))'
+    if rule.condition == "value":
+        aggregate = rule.aggregate or "avg"  # a value rule in Prometheus reads a gauge
+        return f"{aggregate} by ({_BY}) ({name}{match})"
+    if rule.condition == "rate":
+        return f"sum by ({_BY}) (rate({name}_total{match}[{window}]))"
+    return f"histogram_quantile({rule.quantile:g}, sum by ({_BY}, le) (rate({name}_bucket{match}[{window}])))"
+
+
 def expression(rule: MetricRule, *, min_rate_window: float = 60.0) -> str:
     """The PromQL expression that is non-empty while the rule's condition holds."""
     name = prometheus_name(rule)
@@ -91,21 +106,12 @@ def expression(rule: MetricRule, *, min_rate_window: float = 60.0) -> str:
             f"absent_over_time({name}{match}[{window}]) and absent_over_time({name}_total{match}[{window}])"
         )
     op, threshold = (">", rule.above) if rule.above is not None else ("<", rule.below)
-    limit = f"{threshold:.12g}"
-    if rule.condition == "value":
-        aggregate = rule.aggregate or "avg"  # a value rule in Prometheus reads a gauge
-        return f"{aggregate} by ({_BY}) ({name}{match}) {op} {limit}"
-    if rule.condition == "rate":
-        return f"sum by ({_BY}) (rate({name}_total{match}[{window}])) {op} {limit}"
-    quantile = (
-        f"histogram_quantile({rule.quantile:g}, sum by ({_BY}, le) (rate({name}_bucket{match}[{window}])))"
-        f" {op} {limit}"
-    )
-    if rule.min_count:
-        quantile += (
+    text = f"{figure(rule, min_rate_window=min_rate_window)} {op} {threshold:.12g}"
+    if rule.condition == "quantile" and rule.min_count:
+        text += (
             f"\nand on ({_BY}) sum by ({_BY}) (increase({name}_count{match}[{window}])) >= {rule.min_count}"
         )
-    return quantile
+    return text
 
 
 def _matchers(rule: MetricRule) -> str:

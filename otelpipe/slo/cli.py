@@ -112,9 +112,10 @@ def _rules(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.spec)
-    except SLOSpecError as exc:
+        metric_rules = load_metric_rules(args.spec)
+    except (SLOSpecError, RuleSpecError) as exc:
         return _error(str(exc))
-    _write(generate_dashboard(spec), args.output)
+    _write(generate_dashboard(spec, metric_rules=metric_rules), args.output)
     return 0
 
 

@@ -120,3 +120,35 @@ def test_cli_rules_include_the_demo_metric_rules_and_promtool_accepts_them(tmp_p
         [promtool, "check", "rules", str(path)], check=False, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_rows_for_system_metrics_and_each_metric_rule(tmp_path: Path) -> None:
+    import json
+
+    from otelpipe.slo.dashboard import generate_dashboard
+
+    doc = json.loads(generate_dashboard(load_spec(DEMO), metric_rules=RULES))
+    rows = [p["title"] for p in doc["panels"] if p["type"] == "row"]
+    assert rows == ["System and process", "Metric rules (business and system)"]
+    by_title = {p["title"]: p for p in doc["panels"]}
+    assert by_title["CPU busy"]["targets"][0]["expr"].startswith(
+        "avg by (job, instance) (1 - system_cpu_utilization"
+    )
+    orders = by_title["orders: shop.orders.created rate below 0.01/s over 10m"]
+    assert orders["targets"][0]["expr"] == "sum by (job, instance) (rate(shop_orders_created_total[10m]))"
+    assert orders["fieldConfig"]["defaults"]["thresholds"]["steps"][1] == {"color": "red", "value": 0.01}
+    assert len({p["id"] for p in doc["panels"]}) == len(doc["panels"])
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is required in CI (Debian package prometheus)")
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    # every panel query is valid PromQL: promtool checks them as recording rules
+    exprs = [t["expr"] for p in doc["panels"] if p["type"] != "row" for t in p["targets"]]
+    group = {"name": "panels", "rules": [{"record": f"panel:{i}", "expr": e} for i, e in enumerate(exprs)]}
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [group]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
