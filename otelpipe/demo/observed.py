@@ -25,8 +25,8 @@ def _value(any_value: AnyValue) -> Any:
     return getattr(any_value, kind) if kind else None
 
 
-def _points(request: ExportMetricsServiceRequest) -> Iterator[tuple[str, str, dict[str, Any], Any]]:
-    """(service, metric name, attributes, data point) for every point in one export request."""
+def _points(request: ExportMetricsServiceRequest) -> Iterator[tuple[str, str, dict[str, Any], Any, str]]:
+    """(service, metric name, attributes, data point, unit) for every point in one export request."""
     for rm in request.resource_metrics:
         service = next(
             (str(_value(kv.value)) for kv in rm.resource.attributes if kv.key == "service.name"),
@@ -38,7 +38,8 @@ def _points(request: ExportMetricsServiceRequest) -> Iterator[tuple[str, str, di
                 if not kind:
                     continue
                 for point in getattr(metric, kind).data_points:
-                    yield service, metric.name, {kv.key: _value(kv.value) for kv in point.attributes}, point
+                    attributes = {kv.key: _value(kv.value) for kv in point.attributes}
+                    yield service, metric.name, attributes, point, metric.unit
 
 
 @dataclass
@@ -52,6 +53,7 @@ class REDRow:
     errors: int = 0
     duration_sum: float = 0.0
     duration_count: int = 0
+    duration_unit: str = "s"  # as exported: `ms` (the spanmetrics connector's default) or `s`
 
     @property
     def error_ratio(self) -> float:
@@ -59,7 +61,8 @@ class REDRow:
 
     @property
     def mean_ms(self) -> float:
-        return 1000 * self.duration_sum / self.duration_count if self.duration_count else 0.0
+        scale = 1.0 if self.duration_unit == "ms" else 1000.0
+        return scale * self.duration_sum / self.duration_count if self.duration_count else 0.0
 
 
 @dataclass
@@ -79,6 +82,7 @@ class MetricView:
     def __init__(self, store: SinkStore) -> None:
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str, tuple[tuple[str, Any], ...]], Any] = {}
+        self._units: dict[str, str] = {}
         store.subscribe(self._on_received)
         for received in store.received("metrics"):
             self._on_received(received)
@@ -87,14 +91,17 @@ class MetricView:
         if received.signal != "metrics" or not isinstance(received.request, ExportMetricsServiceRequest):
             return
         with self._lock:
-            for service, name, attrs, point in _points(received.request):
+            for service, name, attrs, point, unit in _points(received.request):
                 self._latest[(service, name, tuple(sorted(attrs.items())))] = point
+                if unit:
+                    self._units[name] = unit
 
     def red_rows(self) -> list[REDRow]:
         """One row per (service, span name): calls, errors, mean duration."""
         rows: dict[tuple[str, str], REDRow] = {}
         with self._lock:
             items = list(self._latest.items())
+            unit = self._units.get("traces.span.metrics.duration", "s")
         for (service, name, attr_items), point in items:
             attrs = dict(attr_items)
             if name not in ("traces.span.metrics.calls", "traces.span.metrics.duration"):
@@ -115,6 +122,7 @@ class MetricView:
             else:
                 row.duration_sum += float(point.sum)
                 row.duration_count += int(point.count)
+                row.duration_unit = unit
         return sorted(rows.values(), key=lambda r: (r.service, -r.calls))
 
     def slo_rows(self) -> list[SLORow]:

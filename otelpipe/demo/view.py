@@ -156,7 +156,8 @@ def _burns(row: Any, scale: float, prefix: str = "") -> Text:
             text.append(" ")
         style = "bold red" if burn >= 14.4 else "yellow" if burn >= 1 else ""
         text.append(f"{real_window(window, scale)}:")
-        text.append(f"{burn:.1f}".removesuffix(".0") + "x", style=style)
+        shown = f"{burn:.0f}" if burn >= 10 else f"{burn:.1f}".removesuffix(".0")  # 444x, 2.5x, 0x
+        text.append(shown + "x", style=style)
     if not windows:
         text.append("-")
     return text
@@ -188,10 +189,10 @@ def _red_section(
 ) -> list[RenderableType]:
     """The RED table with at most `rows_left` rows, plus a line saying what it leaves out."""
     title = (
-        "RED per operation (errors = 5xx and exceptions; 4xx such as 404 are the client's, not errors)"
+        "RED per operation: server errors = 5xx; a 4xx is the caller's error"
         if compact
-        else "RED per operation (exported traces.span.metrics.*; errors = 5xx and exceptions; "
-        "4xx such as 404 are client errors, no SLO burn)"
+        else "RED per operation (traces.span.metrics.*): a server span errs on 5xx or an exception; "
+        "a 4xx is the caller's error (its client span), never the server's SLO"
     )
     table = Table(
         expand=True,

@@ -99,7 +99,7 @@ def test_view_fits_and_keeps_slos_and_incidents_visible(width: int, height: int)
     assert "   opened critical shop/api-availability" in screen
     assert " resolved critical shop/api-availability: recovered after 19s" in screen
     assert "31 4xx (client errors: no SLO burn)" in screen
-    assert "4xx such as 404 are" in screen
+    assert "a 4xx is the caller's" in screen
     assert "/admin/faults" not in screen and "/admin control endpoint hidden" in screen
     assert "..." not in screen  # cut text ends in a real ellipsis, never a bare "..."
 
