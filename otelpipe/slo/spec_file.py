@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 #: Largest spec file read; real specs are a few KiB (a 50 MB file cost 34 s of start-up).
@@ -164,20 +164,23 @@ class _LimitedComposer(Composer, SafeConstructor, Resolver):
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
-        self._depth = 0
+        self._path: list[_Segment] = []  # where the node being composed sits, for error messages
         self._nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        self._depth += 1
+        # The composer passes a sequence item's position, a mapping value's key node, None for a key.
+        self._path.append(
+            index.value if isinstance(index, ScalarNode) else index if isinstance(index, int) else None
+        )
         self._nodes += 1
         try:
-            if self._depth > MAX_DEPTH:
-                raise _TooDeep(_line(self.peek_event()))  # type: ignore[attr-defined]
+            if len(self._path) > MAX_DEPTH:
+                raise _TooDeep(_where(self._path, self.peek_event()))  # type: ignore[attr-defined]
             if self._nodes > MAX_NODES:
-                raise _TooMany(_line(self.peek_event()))  # type: ignore[attr-defined]
+                raise _TooMany(_where(self._path, self.peek_event()))  # type: ignore[attr-defined]
             return super().compose_node(parent, index)
         finally:
-            self._depth -= 1
+            self._path.pop()
 
 
 try:  # libyaml's parser makes the events ~5x faster than pure Python; composing stays ours
@@ -216,39 +219,62 @@ class _Budget:
         self._open: set[int] = set()
 
     def measure(self, root: Node) -> int:
-        return self._measure(root)[0]
+        return self._measure(root, [])[0]
 
-    def _measure(self, node: Node) -> tuple[int, int]:
+    def _measure(self, node: Node, path: list[_Segment]) -> tuple[int, int]:
         known = self._sizes.get(id(node))
         if known is not None:
             return known
         if id(node) in self._open:
             raise SpecFileError(
-                self._source, _line(node), "an alias inside its own anchor", "no recursive aliases"
+                self._source, _where(path, node), "an alias inside its own anchor", "no recursive aliases"
             )
-        children: list[Node] = []
+        children: list[tuple[_Segment, Node]] = []
         if isinstance(node, SequenceNode):
-            children = list(node.value)
+            children = list(enumerate(node.value))
         elif isinstance(node, MappingNode):
-            children = [item for pair in node.value for item in pair]
+            for key, value in node.value:
+                children.append((None, key))
+                children.append((key.value if isinstance(key, ScalarNode) else None, value))
         self._open.add(id(node))
         size, height = 1, 1
-        for child in children:
-            child_size, child_height = self._measure(child)
+        for segment, child in children:
+            path.append(segment)
+            child_size, child_height = self._measure(child, path)
+            path.pop()
             size += child_size
             height = max(height, child_height + 1)
             if size > self._allowed:
                 raise SpecFileError(
                     self._source,
-                    _line(node),
+                    _where(path, node),
                     f"more than {MAX_NODES} YAML nodes once aliases are expanded",
                     f"at most {MAX_NODES} nodes",
                 )
             if height > MAX_DEPTH:
-                raise _TooDeep(_line(node))
+                raise _TooDeep(_where(path, node))
         self._open.discard(id(node))
         self._sizes[id(node)] = (size, height)
         return size, height
+
+
+_Segment = str | int | None
+
+
+def _where(path: list[_Segment], marked: Any) -> str:
+    """`slos[2].sli (line 7)`: the field path the way spec errors spell it, keys cut to 40 characters."""
+    parts: list[str] = []
+    for segment in path:
+        if isinstance(segment, int):
+            parts.append(f"[{segment}]")
+        elif isinstance(segment, str):
+            key = segment if len(segment) <= 40 else segment[:37] + "..."
+            parts.append(f".{key}" if parts else key)
+    if len(parts) > 8:  # a deep path: its start and its end say where
+        parts = [*parts[:5], "...", *parts[-3:]]
+    text = "".join(parts)
+    line = _line(marked)
+    return f"{text} ({line})" if text and line else text or line
 
 
 def _line(marked: Any) -> str:
