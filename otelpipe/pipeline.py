@@ -519,6 +519,8 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
     pipeline.config_errors = (*pipeline.config_errors, *skipped)
     meter = pipeline.meter_provider.get_meter("otelpipe.incidents")
     metric_reader = _metric_reader(pipeline) if metric_rules else None
+    if metric_reader is not None:
+        _warn_without_system_metrics(metric_rules)
 
     def build(persistent: bool) -> Evaluation:
         evaluation = Evaluation()
@@ -613,6 +615,19 @@ def _metric_reader(pipeline: Pipeline) -> Any:
     pipeline.meter_provider.add_metric_reader(reader)
     pipeline.metric_reader = reader
     return reader
+
+
+def _warn_without_system_metrics(rules: Any) -> None:
+    """Say once why a rule over system.*/process.* metrics will never see data."""
+    import importlib.util
+
+    watched = sorted({r.metric for r in rules if r.metric.startswith(("system.", "process."))})
+    if watched and importlib.util.find_spec("opentelemetry.instrumentation.system_metrics") is None:
+        _log.warning(
+            "metric rules watch %s, which opentelemetry-instrumentation-system-metrics records; it is not "
+            "installed (pip install 'otelpipe[system-metrics]'), so these rules see no data",
+            ", ".join(watched),
+        )
 
 
 def _instrument_system_metrics(meter_provider: Any) -> None:

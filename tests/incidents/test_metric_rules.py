@@ -301,3 +301,28 @@ def test_the_file_check_keeps_good_metric_rules_and_names_each_bad_one(tmp_path:
     assert [r.name for r in checked.metric_rules] == ["ok"]
     (problem,) = checked.errors
     assert "rules[1].rate.below: got 'lots', expected a finite number" in problem
+
+
+def test_rules_over_system_metrics_warn_when_the_instrumentation_is_missing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib.util
+
+    from otelpipe import pipeline
+
+    cpu, orders = rules(
+        {"name": "cpu", "metric": "system.cpu.utilization", "value": {"above": 0.8}},
+        {"name": "orders", "metric": "shop.orders.created", "absent": True},
+    )
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "opentelemetry.instrumentation.system_metrics" else real(name, *a),
+    )
+    with caplog.at_level("WARNING", logger="otelpipe"):
+        pipeline._warn_without_system_metrics([orders])
+        assert not caplog.records
+        pipeline._warn_without_system_metrics([cpu, orders])
+    (record,) = caplog.records
+    assert "system.cpu.utilization" in record.getMessage() and "otelpipe[system-metrics]" in record.getMessage()
