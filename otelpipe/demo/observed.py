@@ -1,7 +1,8 @@
 """What the demo shows, read from what really arrived: OTLP metrics in the sink and incident webhooks.
 
 Nothing here computes a figure of its own: RED rows are the services' exported
-`traces.span.metrics.*` points, SLO rows their `otelpipe.slo.*` gauges, and incidents the
+`traces.span.metrics.*` points, SLO rows their `otelpipe.slo.*` gauges, figure rows their
+business (`shop.*`, `payments.*`) and system (`system.*`, `process.*`) metrics, and incidents the
 webhook bodies the shop's incident engine posted.
 """
 
@@ -76,6 +77,30 @@ class SLORow:
     burn_rates: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class FigureRow:
+    """One business or system figure of one service, from its latest exported points."""
+
+    service: str
+    figure: str  # e.g. "orders created", "CPU busy"
+    value: float
+    unit: str = ""
+
+
+# metric name -> (figure, unit, how): sum of cumulative points, mean of gauges, 1 - mean (idle -> busy),
+# or a histogram's mean observation.
+_FIGURES: dict[str, tuple[str, str, str]] = {
+    "shop.orders.created": ("orders created", "", "sum"),
+    "shop.revenue": ("revenue", "USD", "sum"),
+    "shop.order.amount": ("mean order amount", "USD", "mean"),
+    "shop.signups": ("signups", "", "sum"),
+    "payments.charges": ("payment charges", "", "sum"),
+    "system.cpu.utilization": ("CPU busy", "%", "busy"),
+    "system.memory.utilization": ("memory used", "%", "used"),
+    "process.cpu.utilization": ("process CPU", "%", "sum"),
+}
+
+
 class MetricView:
     """Keeps the latest point per series from the sink's metric exports (cumulative temporality)."""
 
@@ -145,6 +170,22 @@ class MetricView:
                 row.burn_rates[str(attrs.get("window", "?"))] = value
         return sorted(rows.values(), key=lambda r: (r.service, r.slo))
 
+    def figure_rows(self) -> list[FigureRow]:
+        """Business figures (orders, revenue, signups, charges) and system ones (CPU, memory) per service."""
+        collected: dict[tuple[str, str], list[tuple[dict[str, Any], Any]]] = {}
+        with self._lock:
+            items = list(self._latest.items())
+        for (service, name, attr_items), point in items:
+            if name in _FIGURES:
+                collected.setdefault((service, name), []).append((dict(attr_items), point))
+        rows: list[FigureRow] = []
+        for (service, name), points in sorted(collected.items()):
+            figure, unit, how = _FIGURES[name]
+            value = _figure(how, points)
+            if value is not None:
+                rows.append(FigureRow(service, figure, value, unit))
+        return rows
+
 
 class WebhookInbox:
     """A local webhook receiver: the shop's incident engine posts its open/update/resolve events here."""
@@ -183,3 +224,21 @@ class WebhookInbox:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _number(point: Any) -> float:
+    return float(point.as_double or point.as_int)
+
+
+def _figure(how: str, points: list[tuple[dict[str, Any], Any]]) -> float | None:
+    if how == "mean":
+        count = sum(int(p.count) for _, p in points)
+        return sum(float(p.sum) for _, p in points) / count if count else None
+    if how in ("busy", "used"):
+        wanted = "idle" if how == "busy" else "used"
+        values = [_number(p) for attrs, p in points if attrs.get("state") == wanted]
+        if not values:
+            return None
+        mean = sum(values) / len(values)
+        return 1 - mean if how == "busy" else mean
+    return sum(_number(p) for _, p in points)

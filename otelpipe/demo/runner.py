@@ -56,6 +56,7 @@ class DemoResult:
     log_lines: list[str] = field(default_factory=list)
     red_rows: list[Any] = field(default_factory=list)
     slo_rows: list[Any] = field(default_factory=list)
+    figure_rows: list[Any] = field(default_factory=list)  # business and system figures (observed.FigureRow)
 
     @property
     def opened(self) -> list[dict[str, Any]]:
@@ -253,6 +254,7 @@ def run_demo(options: DemoOptions, view: Any | None = None) -> DemoResult:
         log_lines=[line for s in services for line in s.lines if line.startswith("{")][-50:],
         red_rows=metrics.red_rows() if metrics is not None else [],
         slo_rows=metrics.slo_rows() if metrics is not None else [],
+        figure_rows=metrics.figure_rows() if metrics is not None else [],
     )
     if not options.keep_dir:
         shutil.rmtree(workdir, ignore_errors=True)
