@@ -32,8 +32,10 @@ Exactly one condition: `value` (current value: gauges, up-down counters, counter
 (per-second increase of a counter or change of an up-down counter over the window; needs a full
 window of history, so a starting process does not read "no orders yet" as "orders stopped"),
 `quantile` (of a histogram's observations in the window, interpolated like Prometheus'
-`histogram_quantile`; `min_count` observations at least) or `absent` (no data for the whole
-window: for counters and histograms nothing recorded, for gauges and up-down counters no point).
+`histogram_quantile`; `min_count` observations at least) or `absent` (the metric stopped: seen in
+this process, then no data for the whole window: for counters and histograms nothing recorded, for
+gauges and up-down counters no point; a metric never seen here, such as one recorded only in
+other processes, does not fire).
 Conditions take `above` or `below` (strict); numbers, or percentages such as `80%`.
 Aggregation defaults to `avg` for gauges and `sum` otherwise.
 
@@ -296,7 +298,7 @@ class MetricRuleEvaluator:
     def _evaluate(self, rule: MetricRule, snapshot: MetricSnapshot, now: float) -> AlertState:
         state = self._states[rule.origin or rule.name]
         if state.started is None:
-            state.started = state.last_data = now
+            state.started = now
         points = [p for p in snapshot.points.get(rule.metric, ()) if _matches(rule.match, p)]
         grew = self._track(state, points, now)
         holds, shown, total = self._condition(rule, state, points, grew, now)
@@ -375,9 +377,11 @@ class MetricRuleEvaluator:
         baseline = self._baseline(rule, state, now)
         if rule.condition == "absent":
             gauges = any(p.kind in ("gauge", "updowncounter") for p in points)
-            if gauges or grew:
+            if gauges or grew or (points and state.last_data is None):
                 state.last_data = now
-            silent = now - cast(float, state.last_data)
+            if state.last_data is None:  # never seen here: another process's metric, or not yet
+                return False, "not seen yet", 0
+            silent = now - state.last_data
             return silent >= rule.window_s, f"no data for {_label(silent)} (threshold {window})", len(points)
         if not points:
             return False, "no data", 0

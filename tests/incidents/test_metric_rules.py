@@ -325,4 +325,17 @@ def test_rules_over_system_metrics_warn_when_the_instrumentation_is_missing(
         assert not caplog.records
         pipeline._warn_without_system_metrics([cpu, orders])
     (record,) = caplog.records
-    assert "system.cpu.utilization" in record.getMessage() and "otelpipe[system-metrics]" in record.getMessage()
+    assert (
+        "system.cpu.utilization" in record.getMessage() and "otelpipe[system-metrics]" in record.getMessage()
+    )
+
+
+def test_absent_needs_the_metric_seen_once_so_other_processes_metrics_do_not_fire() -> None:
+    (rule,) = rules({"name": "signups", "metric": "signups", "window": "1m", "absent": True})
+    evaluator = MetricRuleEvaluator([rule])
+    for at in (T0, T0 + 61, T0 + 200):  # this process never records it (e.g. a prefork master)
+        (state,) = evaluator.evaluate(snap(), at)
+        assert not state.firing and state.summary == "signups: signups not seen yet"
+    evaluator.evaluate(snap(point("signups", 1, start=T0 + 250)), T0 + 260)
+    (stopped,) = evaluator.evaluate(snap(point("signups", 1, start=T0 + 250)), T0 + 321)
+    assert stopped.firing
