@@ -124,6 +124,9 @@ DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
 
 _MAX_DEPTH = 8
 _KEY_CACHE_LIMIT = 4096
+# Results for values up to this length are remembered (at most _TEXT_CACHE_LIMIT, then cleared).
+_TEXT_CACHE_MAX_LEN = 256
+_TEXT_CACHE_LIMIT = 4096
 _CARD_MIN, _CARD_MAX = 13, 19
 # Digits per group in a separated card ("4111 1111 1111 1111", Amex "3782 822463 10005").
 _GROUP_MIN, _GROUP_MAX = 3, 6
@@ -361,6 +364,8 @@ class Redactor:
         self._hinted = tuple((pattern, _HINTS.get(pattern)) for pattern in self._patterns)
         self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
         self._key_cache: dict[str, bool] = {}
+        self._id_key_cache: dict[str, bool] = {}
+        self._text_cache: dict[str, str] = {}
         self.custom_timeouts = 0
         self.texts_scanned = 0  # a diagnostic count (not exact under threads)
 
@@ -380,9 +385,14 @@ class Redactor:
         self._key_cache[key] = secret
         return secret
 
-    @staticmethod
-    def _is_id_key(key: str) -> bool:
-        return normalise_key(key).rsplit(".", 1)[-1].replace("_", "") in _ID_KEYS
+    def _is_id_key(self, key: str) -> bool:
+        cached = self._id_key_cache.get(key)
+        if cached is None:
+            cached = normalise_key(key).rsplit(".", 1)[-1].replace("_", "") in _ID_KEYS
+            if len(self._id_key_cache) >= _KEY_CACHE_LIMIT:
+                self._id_key_cache.clear()
+            self._id_key_cache[key] = cached
+        return cached
 
     def _key_value_spans(self, text: str) -> list[tuple[int, int]]:
         """Spans of the values of secret keys written as ``key=value`` in ``text``, left to right."""
@@ -430,6 +440,16 @@ class Redactor:
         Linear in ``len(text)``: longer values are redacted chunk by chunk (`MAX_CHUNK`).
         """
         self.texts_scanned += 1
+        if len(text) <= _TEXT_CACHE_MAX_LEN:
+            # Short values repeat (methods, routes, hosts, user agents): scan each once.
+            cached = self._text_cache.get(text)
+            if cached is not None:
+                return text if cached == text else cached  # `text` itself when nothing was masked
+            masked = self._redact_chunk(text)
+            if len(self._text_cache) >= _TEXT_CACHE_LIMIT:
+                self._text_cache.clear()
+            self._text_cache[text] = masked
+            return masked
         if len(text) <= MAX_CHUNK:
             return self._redact_chunk(text)
         pieces = _chunks(text)
@@ -534,7 +554,13 @@ class Redactor:
     def changed_items(self, mapping: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
         """Only the entries whose value must change: cheap to apply in place to SDK attributes."""
         changes: dict[str, Any] = {}
+        known_keys = self._key_cache
+        known_texts = self._text_cache
         for key, value in mapping.items():
+            # Fast path for the common case: a known non-secret key and a short value already
+            # seen clean (the first time, redact_value fills both caches).
+            if type(value) is str and known_keys.get(key) is False and known_texts.get(value) == value:
+                continue
             new = self.redact_value(str(key), value, _depth)
             if new is not value and new != value:
                 changes[key] = new

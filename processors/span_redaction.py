@@ -78,11 +78,14 @@ class RedactingSpanProcessor(SpanProcessor):
         name = redactor.redact_text(span.name)
         if name is not span.name:
             span._name = name
-        attributes = span.attributes
+        attributes = span._attributes
         if attributes:
-            changes = redactor.changed_items(attributes)
+            # The plain dict inside the SDK's BoundedAttributes: iterating the Mapping ABC costs
+            # a lock and two calls per item, and the span is ending, so nothing writes to it now.
+            inner = getattr(attributes, "_dict", None)
+            changes = redactor.changed_items(inner if isinstance(inner, dict) else attributes)
             if changes:
-                _write_in_place(span._attributes, changes)
+                _write_in_place(attributes, changes)
         for event in span.events:
             event_name = redactor.redact_text(event.name)
             if event_name is not event.name:
