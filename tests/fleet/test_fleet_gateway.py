@@ -105,6 +105,26 @@ def test_spanmetrics_connector_output_gets_an_slo_without_otelpipe_in_the_servic
         if line.startswith("otelpipe_slo_sli") and 'slo="latency"' in line and 'window="1h"' in line
     ]
     assert latency and float(latency[0].rsplit(" ", 1)[1]) == 1.0, exposition
+    senders = [line for line in exposition.splitlines() if line.startswith("otelpipe_gateway_senders")]
+    assert senders and float(senders[0].rsplit(" ", 1)[1]) == 2.0, exposition  # the two agents
+
+
+def test_gateway_without_an_slo_file_says_which_variable_and_exits(fleet_env):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    otelpipe = str(Path(sys.executable).with_name("otelpipe"))
+    done = subprocess.run(
+        [otelpipe, "gateway", "--grpc-port", "0", "--http-port", "0"],
+        env=fleet_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "OTELPIPE_SLO_FILE" in done.stderr and "SLO spec" in done.stderr, done.stderr
 
 
 def test_two_pods_of_one_service_sending_to_one_gateway_make_one_incident(
