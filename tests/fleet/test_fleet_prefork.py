@@ -50,6 +50,8 @@ def test_one_burst_under_four_workers_is_one_incident_counting_all_requests(
     assert len(resolved) == 1, resolved
     assert opened[0]["incident"]["key"] == resolved[0]["incident"]["key"] == "fleet/availability"
     assert opened[0]["incident"]["id"] == resolved[0]["incident"]["id"]
+    traces = opened[0]["incident"]["traces"]  # exemplars travel with the workers' pushes
+    assert traces and all(t["error"] and len(t["trace_id"]) == 32 for t in traces), opened[0]
 
     server.stop()
     assert server.proc.returncode == 0, "".join(server.lines)
