@@ -16,8 +16,10 @@ limit (2000 series, then one `otel.metric.overflow` series).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -134,6 +136,9 @@ class MetricSnapshotReader(MetricReader):
     def __init__(self) -> None:
         super().__init__()  # cumulative, default aggregation for every instrument kind
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # a lock held by the parent's tick at fork() stays held
+            reader = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _renew_lock(reader()))
         self._latest: MetricsData | None = None
         self.collections = 0
         self.last_collection_s = 0.0
@@ -161,3 +166,8 @@ class MetricSnapshotReader(MetricReader):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         """Nothing to flush: the reader exports nothing."""
+
+
+def _renew_lock(reader: MetricSnapshotReader | None) -> None:
+    if reader is not None:
+        reader._lock = threading.Lock()

@@ -61,3 +61,20 @@ def test_unregistered_reader_gives_an_empty_snapshot() -> None:
     snapshot = MetricSnapshotReader().snapshot()
     assert snapshot.points == {} and snapshot.service == ""
     assert list(MetricSnapshot.from_metrics_data(None)) == []
+
+
+def test_a_child_forked_during_a_collection_can_still_collect() -> None:
+    import os
+
+    reader = MetricSnapshotReader()
+    provider = MeterProvider()
+    provider.add_metric_reader(reader)
+    provider.get_meter("shop").create_counter("shop.orders.created").add(1)
+    with reader._lock:  # as if the parent's evaluation thread were collecting at fork()
+        pid = os.fork()
+        if pid == 0:  # child: must not block on the inherited lock
+            code = 0 if reader.snapshot().points.get("shop.orders.created") else 1
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    provider.shutdown()
