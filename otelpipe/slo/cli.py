@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from otelpipe.config import DEFAULT_BUCKETS, load_settings
+from otelpipe.config import load_settings
 from otelpipe.incidents.metric_rules import load_metric_rules
 from otelpipe.incidents.rules import RuleSpecError
 from otelpipe.slo.check import check_slo_file
@@ -48,12 +48,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rules.add_argument(
         "--unit",
         choices=("ms", "s"),
-        default="ms",
-        help="duration histogram unit (OTELPIPE_RED_UNIT / the connector's histogram.unit; default ms)",
+        help="duration histogram unit, as OTELPIPE_RED_UNIT or the connector's histogram.unit "
+        "(default: OTELPIPE_RED_UNIT or its default ms, as the app uses)",
     )
     rules.add_argument(
         "--boundaries",
-        help="histogram buckets in seconds, comma-separated (default: the spanmetrics connector's)",
+        help="histogram buckets in seconds, comma-separated, that latency thresholds must be among "
+        "(default: OTELPIPE_RED_BUCKETS or its default, the spanmetrics connector's buckets)",
     )
     rules.add_argument("--collector-ms", action="store_true", help="same as --unit ms (kept for old scripts)")
     rules.set_defaults(func=_rules)
@@ -88,7 +89,9 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    boundaries: Sequence[float] = DEFAULT_BUCKETS
+    red = load_settings(strict=False).settings.red  # the app's unit and buckets unless given
+    boundaries: Sequence[float] = red.buckets
+    unit = args.unit or ("ms" if args.collector_ms else red.unit)
     if args.boundaries:
         try:
             boundaries = [float(b) for b in args.boundaries.split(",") if b.strip()]
@@ -99,7 +102,7 @@ def _rules(args: argparse.Namespace) -> int:
         metric_rules = load_metric_rules(args.spec)
         text = generate_rules(
             spec,
-            names=PrometheusNames.for_unit(args.unit),
+            names=PrometheusNames.for_unit(unit),
             boundaries=boundaries,
             metric_rules=metric_rules,
         )

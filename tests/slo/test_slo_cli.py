@@ -83,6 +83,23 @@ def test_rules_and_dashboard_to_file(tmp_path: Path) -> None:
     assert '"panels"' in (tmp_path / "d.json").read_text()
 
 
+def test_rules_follow_the_apps_unit_and_buckets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "r.yml"
+    assert run("slo", "rules", str(DEMO), "-o", str(out)) == 0
+    assert "traces_span_metrics_duration_milliseconds_bucket{" in out.read_text()  # default ms
+    monkeypatch.setenv("OTELPIPE_RED_UNIT", "s")
+    assert run("slo", "rules", str(DEMO), "-o", str(out)) == 0
+    assert 'traces_span_metrics_duration_seconds_bucket{service_name="shop"' in out.read_text()
+    assert run("slo", "rules", str(DEMO), "--unit", "ms", "-o", str(out)) == 0
+    assert "_milliseconds_bucket{" in out.read_text()
+    # 400 ms is not among the app's buckets: refused, naming the nearest
+    monkeypatch.setenv("OTELPIPE_RED_BUCKETS", "0.1,0.5,1")
+    assert run("slo", "rules", str(DEMO), "-o", str(out)) == 2
+    assert "nearest: 0.1s or 0.5s" in capsys.readouterr().err
+
+
 def test_status_from_persisted_state(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
