@@ -91,3 +91,54 @@ def test_custom_patterns_flow_from_the_environment_and_bad_ones_name_the_variabl
         load_settings({"OTELPIPE_REDACT_PATTERNS": "ok;;(unclosed", "OTELPIPE_STRICT": "true"})
     message = str(info.value)
     assert "OTELPIPE_REDACT_PATTERNS" in message and "(unclosed" in message and "';;'" in message
+
+
+_PIECES = st.sampled_from(
+    [
+        "password",
+        "=",
+        ":",
+        " ",
+        '"',
+        "'",
+        "-",
+        "4111",
+        "1111",
+        "Bearer ",
+        "://",
+        "@",
+        "eyJ",
+        ".",
+        "\n",
+        "AKIA",
+        "[REDACTED]",
+        "sig",
+        "&",
+        "?",
+        "0",
+        "5",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.one_of(_PIECES, st.text(max_size=6)), max_size=40).map("".join))
+def test_redaction_never_raises_and_is_idempotent(text):
+    once = R.redact_text(text)
+    assert R.redact_text(once) == once
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.binary(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=12), json_values, max_size=6))
+def test_any_structured_value_is_redacted_without_error(value):
+    out = R.redact_mapping(value)
+    assert set(out) == set(value)  # keys are kept
