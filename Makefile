@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/detection_latency.py --runs 1
 	$(BIN)/python bench/fleet_detection.py --runs 1 --prometheus-runs 0
 	$(BIN)/python bench/request_cost.py --quick
+	$(BIN)/python bench/metric_collection.py --rounds 10
 
 clean:
 	rm -rf $(VENV) .build build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -52,6 +52,7 @@ class MetricPoint:
     boundaries: tuple[float, ...] = ()
     bucket_counts: tuple[int, ...] = ()  # per bucket, one more than boundaries (+Inf)
     scope: str = ""
+    identity: tuple[tuple[str, AttributeValue], ...] = ()  # sorted attributes: the series key, built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,32 +87,37 @@ def _points(name: str, data: Any, scope: str) -> Iterator[MetricPoint]:
     if isinstance(data, Sum):
         kind: PointKind = "counter" if data.is_monotonic else "updowncounter"
         for point in data.data_points:
+            attributes = _attributes(point.attributes)
             yield MetricPoint(
                 name,
                 kind,
-                _attributes(point.attributes),
+                attributes,
                 point.start_time_unix_nano,
                 point.time_unix_nano,
                 float(point.value),
                 scope=scope,
+                identity=tuple(sorted(attributes.items())),
             )
     elif isinstance(data, Gauge):
         for point in data.data_points:
+            attributes = _attributes(point.attributes)
             yield MetricPoint(
                 name,
                 "gauge",
-                _attributes(point.attributes),
+                attributes,
                 point.start_time_unix_nano or point.time_unix_nano,
                 point.time_unix_nano,
                 float(point.value),
                 scope=scope,
+                identity=tuple(sorted(attributes.items())),
             )
     elif isinstance(data, Histogram):
         for bucketed in data.data_points:
+            attributes = _attributes(bucketed.attributes)
             yield MetricPoint(
                 name,
                 "histogram",
-                _attributes(bucketed.attributes),
+                attributes,
                 bucketed.start_time_unix_nano,
                 bucketed.time_unix_nano,
                 float(bucketed.sum),
@@ -119,6 +125,7 @@ def _points(name: str, data: Any, scope: str) -> Iterator[MetricPoint]:
                 boundaries=tuple(float(b) for b in bucketed.explicit_bounds),
                 bucket_counts=tuple(int(c) for c in bucketed.bucket_counts),
                 scope=scope,
+                identity=tuple(sorted(attributes.items())),
             )
 
 

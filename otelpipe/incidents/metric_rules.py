@@ -299,7 +299,9 @@ class MetricRuleEvaluator:
         state = self._states[rule.origin or rule.name]
         if state.started is None:
             state.started = now
-        points = [p for p in snapshot.points.get(rule.metric, ()) if _matches(rule.match, p)]
+        points = snapshot.points.get(rule.metric, ())
+        if rule.match:
+            points = tuple(p for p in points if _matches(rule.match, p))
         grew = self._track(state, points, now)
         holds, shown, total = self._condition(rule, state, points, grew, now)
         if holds:
@@ -325,37 +327,54 @@ class MetricRuleEvaluator:
         )
 
     def _track(self, state: _RuleState, points: Sequence[MetricPoint], now: float) -> bool:
-        """Fold this tick's cumulative points into the running increase; True if anything was recorded."""
+        """Fold this tick's cumulative points into the running increase; True if anything was recorded.
+
+        Runs per matching series per tick, so it stays flat: one dict lookup, bucket sums in place.
+        """
         started_ns = cast(float, state.started) * 1e9
+        series = state.series
+        acc = list(state.buckets)
+        increase = 0.0
         grew = False
         for point in points:
-            if point.kind == "gauge":
+            kind = point.kind
+            if kind == "gauge":
                 continue
-            key = tuple(sorted(point.attributes.items()))
-            if point.kind == "histogram":
+            key = point.identity or tuple(sorted(point.attributes.items()))
+            buckets: tuple[int, ...] = ()
+            if kind == "histogram":
                 if state.boundaries and point.boundaries != state.boundaries:
                     continue  # different buckets cannot be added up
                 state.boundaries = point.boundaries
                 figure, buckets = float(point.count), point.bucket_counts
             else:
-                figure, buckets = point.value, ()
-            before = state.series.get(key)
-            if before is not None and before[0] == point.start_time_unix_nano and figure >= before[1]:
-                delta = figure - before[1]
-                delta_buckets = tuple(a - b for a, b in zip(buckets, before[2], strict=False))
-            elif before is None and point.start_time_unix_nano < started_ns:
-                delta, delta_buckets = 0.0, tuple(0 for _ in buckets)  # baseline: recorded before we watched
-            elif point.kind == "updowncounter" and before is not None:
-                delta, delta_buckets = figure - before[1], ()
+                figure = point.value
+            start = point.start_time_unix_nano
+            before = series.get(key)
+            base: tuple[int, ...] | None
+            if before is not None and before[0] == start and figure >= before[1]:
+                delta, base = figure - before[1], before[2]
+            elif before is None and start < started_ns:
+                delta, base = 0.0, buckets  # baseline: recorded before we watched
+            elif kind == "updowncounter" and before is not None:
+                delta, base = figure - before[1], buckets
             else:  # new or restarted series: everything it holds is new
-                delta, delta_buckets = figure, buckets
-            state.series[key] = (point.start_time_unix_nano, figure, buckets)
-            state.increase += delta
-            if delta_buckets:
-                if len(state.buckets) != len(delta_buckets):
-                    state.buckets = (0,) * len(delta_buckets)
-                state.buckets = tuple(a + b for a, b in zip(state.buckets, delta_buckets, strict=True))
-            grew = grew or delta != 0
+                delta, base = figure, None
+            series[key] = (start, figure, buckets)
+            increase += delta
+            if delta:
+                grew = True
+                if buckets:
+                    if len(acc) != len(buckets):
+                        acc = [0] * len(buckets)
+                    if base is None or len(base) != len(buckets):
+                        for index, count in enumerate(buckets):
+                            acc[index] += count
+                    else:
+                        for index, count in enumerate(buckets):
+                            acc[index] += count - base[index]
+        state.increase += increase
+        state.buckets = tuple(acc)
         state.history.append((now, state.increase, state.buckets))
         return grew
 
