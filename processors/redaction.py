@@ -289,20 +289,28 @@ def _mask_spans(text: str, spans: list[tuple[int, int]], replacement: str) -> st
 def _chunks(text: str) -> list[str]:
     """``text`` cut into pieces of at most `MAX_CHUNK` characters, at a line break or space if any.
 
-    Cutting at whitespace keeps most secrets whole: every pattern here stops at whitespace.
+    Cutting at whitespace keeps most secrets whole: every pattern here stops at whitespace. A cut
+    right after ``key:``/``key=`` (whose value may follow a space) moves to an earlier space.
     """
     pieces: list[str] = []
     position = 0
     length = len(text)
     while length - position > MAX_CHUNK:
-        limit = position + MAX_CHUNK
-        cut = text.rfind("\n", position + MAX_CHUNK // 2, limit)
-        if cut < 0:
-            cut = max(
-                text.rfind(" ", position + MAX_CHUNK // 2, limit),
-                text.rfind("\t", position + MAX_CHUNK // 2, limit),
+        floor = position + MAX_CHUNK // 2
+        end = position + MAX_CHUNK
+        cut = -1
+        for _ in range(8):  # bounded: a few earlier spaces, then a hard cut
+            candidate = max(
+                text.rfind("\n", floor, end), text.rfind(" ", floor, end), text.rfind("\t", floor, end)
             )
-        cut = limit if cut < 0 else cut + 1
+            if candidate < 0:
+                break
+            if not text[max(floor, candidate - 16) : candidate].rstrip().endswith((":", "=")):
+                cut = candidate + 1
+                break
+            end = candidate
+        if cut < 0:
+            cut = position + MAX_CHUNK
         pieces.append(text[position:cut])
         position = cut
     pieces.append(text[position:])

@@ -72,6 +72,11 @@ def test_values_beyond_the_budget_are_still_redacted_everywhere():
     assert "4111" not in out and "abcdefghijklmnop" not in out and "hunter22" not in out
     assert out.count("[REDACTED]") == 4
     assert R.redact_text(filler * 3) == filler * 3
+    # A key and its value on both sides of a chunk boundary are still one secret.
+    for offset in range(-12, 4):
+        head = "x" * (MAX_CHUNK + offset - len("password: ")) + " "
+        out = R.redact_text(head + "password: hunter22 " + "y " * MAX_CHUNK)
+        assert "hunter22" not in out, offset
 
 
 def test_catastrophic_custom_pattern_is_stopped_and_masks_the_value():
