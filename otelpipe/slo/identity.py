@@ -3,7 +3,8 @@
 Alertmanager tells alerts apart by their labels only. Both paths name the alert the same way
 (`alerting.name`, else `<Service><Name>SLO`) and carry Sloth's `sloth_id`, `sloth_service`,
 `sloth_slo` and `sloth_severity` labels, so an inhibit rule such as `equal: [sloth_id]` links a
-Prometheus alert with otelpipe's own incident for the same SLO.
+Prometheus alert with otelpipe's own incident for the same SLO. (The `severity` label stays
+otelpipe's own on the in-process path: critical for a page, warning for a ticket.)
 """
 
 from __future__ import annotations

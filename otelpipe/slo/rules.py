@@ -20,6 +20,11 @@ A latency SLO's threshold must be one of the histogram's bucket boundaries (the 
 `le` bucket at the threshold), so `generate_rules` refuses thresholds that are not among the
 `boundaries` it is given (default: the connector's default buckets, which otelpipe shares).
 
+Alerts take Sloth's form: one alert per severity, `max(...) without (sloth_window)` per window
+pair, so the alert keeps its labels when the firing pair changes; `alerting.name`, `labels`,
+`annotations` and `page_alert` / `ticket_alert` set its name, labels and annotations. A severity's
+`for:` is the longest `for` of its tiers (OpenSLO `alertAfter`), as Prometheus has one per rule.
+
 Windows are the SLO's (scaled with its period), each at least `min_rate_window` (default 1m):
 `rate()` over a window shorter than a few scrape intervals has no data, so a 10 s window of a
 1-day SLO is evaluated over 1 m in Prometheus.
