@@ -1,7 +1,9 @@
-"""Mask secrets in log messages, log attributes and span attributes, keeping keys and records.
+"""Mask secrets in log records, span data and metric labels, keeping keys and records, in linear time.
 
 One :class:`Redactor` holds the policy (secret key names and value patterns); the logging Filter
-here, the span processor and the OTLP log processor all apply it, so the three paths agree.
+here, the span processor, the OTLP log processor, the structlog processor and the RED label hook
+all apply it, so every path out of the process agrees. Every scan is linear in the value's length
+(tests/security/test_redaction_budget.py), because it runs on the app's request thread.
 """
 
 from __future__ import annotations
@@ -348,9 +350,10 @@ _WHOLE_LINE_KEYS = frozenset({"cookie", "set_cookie"})
 class Redactor:
     """Secret-masking policy: key names whose values are always masked, and value patterns.
 
-    Keys match case-insensitively with ``-``/``_`` folded, on the whole key, its last dotted segment
-    (``http.request.header.authorization``) or a ``_``-suffix (``db_password``). Matching values
-    are replaced by ``replacement``; the key stays, so the reader knows something was there.
+    Keys match after `normalise_key` (case, camelCase, ``-``/``_``), on their last dotted segment
+    (``http.request.header.authorization``), that segment without underscores (``csrftoken``) or a
+    ``_``-suffix (``db_password``). Matching values are replaced by ``replacement``; the key stays,
+    so the reader knows something was there. Values under trace/span id keys are never scanned.
     """
 
     def __init__(
