@@ -13,7 +13,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from otelpipe.diagnostics import shown_value
@@ -173,9 +173,11 @@ def _parse_trace_url(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Variable(Generic[T]):
-    """Declaration of one environment variable: the single source for parsing, `otelpipe check` and docs."""
+    """Declaration of one environment variable: the single source for parsing, `otelpipe check`, docs,
+    the settings field it fills (`setting`, e.g. ``red.dimensions``) and that field's default."""
 
     name: str
+    setting: str
     default: T
     parse: Callable[[str], T]
     meaning: str
@@ -208,107 +210,107 @@ def _optional(parse: Callable[[str], T]) -> Callable[[str], T | None]:
     return parse
 
 
-# Defaults are stated here once; the settings dataclasses below repeat them only as field defaults
-# for users who build settings in code.
+# Each variable is declared once: its parser, meaning, the settings field it fills and that field's
+# default (the dataclasses below read their defaults from here).
 VARIABLES: tuple[Variable[Any], ...] = (
     Variable(
-        "OTELPIPE_ENABLED", True, _parse_bool, "Master switch; false leaves the stock SDK setup untouched."
+        "OTELPIPE_ENABLED", "enabled", True, _parse_bool, "Master switch; false leaves the stock SDK setup untouched."
     ),
-    Variable("OTELPIPE_STRICT", False, _parse_bool, "Make any configuration error fatal instead of logged."),
+    Variable("OTELPIPE_STRICT", "strict", False, _parse_bool, "Make any configuration error fatal instead of logged."),
     Variable(
-        "OTELPIPE_STATE_DIR",
+        "OTELPIPE_STATE_DIR", "state_dir",
         None,
         _optional(_parse_path),
         "Directory for SLO windows and incident history (SQLite, one directory per process); unset keeps them in memory.",
     ),
-    Variable("OTELPIPE_RED_ENABLED", True, _parse_bool, "Derive RED metrics from spans."),
+    Variable("OTELPIPE_RED_ENABLED", "red.enabled", True, _parse_bool, "Derive RED metrics from spans."),
     Variable(
-        "OTELPIPE_RED_DIMENSIONS",
+        "OTELPIPE_RED_DIMENSIONS", "red.dimensions",
         (),
         _parse_names,
         "Extra span/resource attributes to add as RED dimensions (comma-separated).",
     ),
     Variable(
-        "OTELPIPE_RED_EXCLUDE_DIMENSIONS",
+        "OTELPIPE_RED_EXCLUDE_DIMENSIONS", "red.exclude_dimensions",
         (),
         _parse_names,
         "Default RED dimensions to drop, e.g. http.response.status_code (comma-separated).",
     ),
     Variable(
-        "OTELPIPE_RED_SPAN_KINDS",
+        "OTELPIPE_RED_SPAN_KINDS", "red.span_kinds",
         DEFAULT_SPAN_KINDS,
         _parse_span_kinds,
         "Span kinds that feed RED metrics (server, client, producer, consumer, internal).",
     ),
     Variable(
-        "OTELPIPE_RED_BUCKETS",
+        "OTELPIPE_RED_BUCKETS", "red.buckets",
         DEFAULT_BUCKETS,
         parse_buckets,
         "Duration histogram boundaries in seconds (ascending, comma-separated).",
     ),
     Variable(
-        "OTELPIPE_RED_UNIT",
+        "OTELPIPE_RED_UNIT", "red.unit",
         "ms",
         _parse_choice("ms", "s"),
         "Duration histogram unit: ms (the spanmetrics connector's default) or s.",
     ),
     Variable(
-        "OTELPIPE_RED_CARDINALITY_LIMIT",
+        "OTELPIPE_RED_CARDINALITY_LIMIT", "red.cardinality_limit",
         2000,
         _parse_int(1, 1_000_000),
         "Series per RED metric; further series fold into one otel.metric.overflow=true series.",
     ),
     Variable(
-        "OTELPIPE_RED_RECORD_UNSAMPLED",
+        "OTELPIPE_RED_RECORD_UNSAMPLED", "red.record_unsampled",
         True,
         _parse_bool,
         "Record (not export) spans the sampler drops, so RED counts stay exact under sampling.",
     ),
-    Variable("OTELPIPE_RED_EXEMPLARS", True, _parse_bool, "Attach example trace ids to duration buckets."),
+    Variable("OTELPIPE_RED_EXEMPLARS", "red.exemplars", True, _parse_bool, "Attach example trace ids to duration buckets."),
     Variable(
-        "OTELPIPE_SERVICE_GRAPH",
+        "OTELPIPE_SERVICE_GRAPH", "red.service_graph",
         True,
         _parse_bool,
         "Emit traces_service_graph_request_* for CLIENT and PRODUCER spans.",
     ),
     Variable(
-        "OTELPIPE_LOG_CORRELATION",
+        "OTELPIPE_LOG_CORRELATION", "logs.correlation",
         True,
         _parse_bool,
         "Add trace_id, span_id, trace_sampled, service and request_id to every stdlib log record.",
     ),
     Variable(
-        "OTELPIPE_LOG_FORMAT",
+        "OTELPIPE_LOG_FORMAT", "logs.format",
         "unchanged",
         _parse_choice("unchanged", "json", "ecs"),
         "Set the root handlers' formatter: unchanged, json (one object per line) or ecs (Elastic names).",
     ),
-    Variable("OTELPIPE_ACCESS_LOG", False, _parse_bool, "Log start and completion of every Flask request."),
-    Variable("OTELPIPE_REDACT", True, _parse_bool, "Mask secrets in log records and span attributes."),
+    Variable("OTELPIPE_ACCESS_LOG", "logs.access_log", False, _parse_bool, "Log start and completion of every Flask request."),
+    Variable("OTELPIPE_REDACT", "redaction.enabled", True, _parse_bool, "Mask secrets in log records and span attributes."),
     Variable(
-        "OTELPIPE_REDACT_KEYS",
+        "OTELPIPE_REDACT_KEYS", "redaction.keys",
         (),
         _parse_names,
         "Extra attribute/field names whose values are masked (comma-separated).",
     ),
     Variable(
-        "OTELPIPE_REDACT_PATTERNS",
+        "OTELPIPE_REDACT_PATTERNS", "redaction.patterns",
         (),
         _parse_patterns,
         "Extra regular expressions whose matches are masked (separated by ';;'); 20 ms per value, then the value is masked whole.",
     ),
-    Variable("OTELPIPE_SLO_FILE", None, _optional(_parse_path), "YAML file with SLOs and threshold rules."),
+    Variable("OTELPIPE_SLO_FILE", "slo.file", None, _optional(_parse_path), "YAML file with SLOs and threshold rules."),
     Variable(
-        "OTELPIPE_SLO_INTERVAL", 10.0, parse_duration, "SLO evaluation tick, e.g. 10s.", shown_default="10s"
+        "OTELPIPE_SLO_INTERVAL", "slo.interval_s", 10.0, parse_duration, "SLO evaluation tick, e.g. 10s.", shown_default="10s"
     ),
     Variable(
-        "OTELPIPE_SLO_TIME_SCALE",
+        "OTELPIPE_SLO_TIME_SCALE", "slo.time_scale",
         1.0,
         _parse_float(0),
         "Demo only: divide every SLO window by this factor so a burn shows within a minute.",
     ),
     Variable(
-        "OTELPIPE_SLO_EVALUATION",
+        "OTELPIPE_SLO_EVALUATION", "slo.evaluation",
         "host",
         _parse_choice("host", "process", "gateway"),
         "Where SLOs and rules are evaluated: host (one evaluator per host: forked workers push RED to the "
@@ -316,105 +318,105 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "gateway evaluates the exported RED).",
     ),
     Variable(
-        "OTELPIPE_PREFORK_PUSH_INTERVAL",
+        "OTELPIPE_PREFORK_PUSH_INTERVAL", "slo.prefork_push_interval_s",
         1.0,
         parse_duration,
         "With host evaluation, how often each forked worker pushes its RED to its parent over loopback.",
         shown_default="1s",
     ),
     Variable(
-        "OTELPIPE_STREAM_STALE_AFTER",
+        "OTELPIPE_STREAM_STALE_AFTER", "slo.stream_stale_after_s",
         300.0,
         parse_duration,
         "RED streams (workers, pods) silent this long are forgotten by the merging evaluator.",
         shown_default="5m",
     ),
     Variable(
-        "OTELPIPE_STATE_SAVE_INTERVAL",
+        "OTELPIPE_STATE_SAVE_INTERVAL", "slo.save_interval_s",
         5.0,
         parse_duration,
         "How often SLO windows are saved to OTELPIPE_STATE_DIR (and at shutdown), so `otelpipe slo status` reads live figures.",
         shown_default="5s",
     ),
     Variable(
-        "OTELPIPE_SYSTEM_METRICS",
+        "OTELPIPE_SYSTEM_METRICS", "system_metrics",
         True,
         _parse_bool,
         "configure(): record system and process metrics (opentelemetry-instrumentation-system-metrics, when installed).",
     ),
     Variable(
-        "OTELPIPE_INCIDENT_HOLD_DOWN",
+        "OTELPIPE_INCIDENT_HOLD_DOWN", "incidents.hold_down_s",
         300.0,
         parse_duration,
         "How long a condition must stay clear before its incident resolves (flap suppression).",
         shown_default="5m",
     ),
     Variable(
-        "OTELPIPE_INCIDENT_RENOTIFY",
+        "OTELPIPE_INCIDENT_RENOTIFY", "incidents.renotify_interval_s",
         14400.0,
         parse_duration,
         "Re-notify interval for a long-running incident.",
         shown_default="4h",
     ),
     Variable(
-        "OTELPIPE_TRACE_URL_TEMPLATE",
+        "OTELPIPE_TRACE_URL_TEMPLATE", "incidents.trace_url_template",
         None,
         _optional(_parse_trace_url),
         "Link to a trace in your tracing UI, with {trace_id}, e.g. http://jaeger:16686/trace/{trace_id}.",
     ),
     Variable(
-        "OTELPIPE_ALERTMANAGER_URL",
+        "OTELPIPE_ALERTMANAGER_URL", "incidents.alertmanager_url",
         None,
         _optional(_parse_url),
         "Alertmanager base URL; incidents are posted to /api/v2/alerts.",
     ),
     Variable(
-        "OTELPIPE_PAGERDUTY_ROUTING_KEY",
+        "OTELPIPE_PAGERDUTY_ROUTING_KEY", "incidents.pagerduty_routing_key",
         None,
         _optional(_parse_text),
         "PagerDuty Events v2 routing key; enables the PagerDuty notifier.",
         secret=True,
     ),
     Variable(
-        "OTELPIPE_PAGERDUTY_URL",
+        "OTELPIPE_PAGERDUTY_URL", "incidents.pagerduty_url",
         "https://events.pagerduty.com/v2/enqueue",
         _parse_url,
         "PagerDuty Events v2 endpoint (override for tests or proxies).",
     ),
     Variable(
-        "OTELPIPE_WEBHOOK_URL",
+        "OTELPIPE_WEBHOOK_URL", "incidents.webhook_url",
         None,
         _optional(_parse_url),
         "Webhook receiving incident open/update/resolve as JSON.",
         secret=True,
     ),
     Variable(
-        "OTELPIPE_WEBHOOK_FORMAT",
+        "OTELPIPE_WEBHOOK_FORMAT", "incidents.webhook_format",
         "json",
         _parse_choice("json", "slack"),
         "Webhook body: json (otelpipe schema) or slack (Slack-compatible text).",
     ),
     Variable(
-        "OTELPIPE_CONSOLE_NOTIFIER",
+        "OTELPIPE_CONSOLE_NOTIFIER", "incidents.console",
         False,
         _parse_bool,
         "Also print incident transitions to stderr (the demo does).",
     ),
     Variable(
-        "OTELPIPE_NOTIFY_TIMEOUT",
+        "OTELPIPE_NOTIFY_TIMEOUT", "incidents.notify_timeout_s",
         5.0,
         parse_duration,
         "Deadline of one notifier HTTP attempt (connect, send and answer together).",
         shown_default="5s",
     ),
     Variable(
-        "OTELPIPE_NOTIFY_QUEUE_SIZE",
+        "OTELPIPE_NOTIFY_QUEUE_SIZE", "incidents.notify_queue_size",
         1000,
         _parse_int(1, 1_000_000),
         "Bounded queue per notifier; events beyond it are dropped and counted.",
     ),
     Variable(
-        "OTELPIPE_SHUTDOWN_TIMEOUT",
+        "OTELPIPE_SHUTDOWN_TIMEOUT", "export.shutdown_timeout_s",
         5.0,
         parse_duration,
         "Upper bound on flushing telemetry at exit, so a dead collector cannot stall a deploy.",
@@ -440,85 +442,90 @@ OTEL_VARIABLES: tuple[tuple[str, str], ...] = (
 )
 
 
+def _default(setting: str) -> Any:
+    """The default of the variable that fills `setting`: settings built in code start where the env does."""
+    return next(variable.default for variable in VARIABLES if variable.setting == setting)
+
+
 @dataclass(frozen=True)
 class REDSettings:
     """How spans become RED metrics."""
 
-    enabled: bool = True
-    dimensions: tuple[str, ...] = ()
-    exclude_dimensions: tuple[str, ...] = ()
-    span_kinds: tuple[str, ...] = DEFAULT_SPAN_KINDS
-    buckets: tuple[float, ...] = DEFAULT_BUCKETS
-    unit: str = "ms"
-    cardinality_limit: int = 2000
-    record_unsampled: bool = True
-    exemplars: bool = True
-    service_graph: bool = True
+    enabled: bool = _default("red.enabled")
+    dimensions: tuple[str, ...] = _default("red.dimensions")
+    exclude_dimensions: tuple[str, ...] = _default("red.exclude_dimensions")
+    span_kinds: tuple[str, ...] = _default("red.span_kinds")
+    buckets: tuple[float, ...] = _default("red.buckets")
+    unit: str = _default("red.unit")
+    cardinality_limit: int = _default("red.cardinality_limit")
+    record_unsampled: bool = _default("red.record_unsampled")
+    exemplars: bool = _default("red.exemplars")
+    service_graph: bool = _default("red.service_graph")
 
 
 @dataclass(frozen=True)
 class LogSettings:
     """Log correlation, formatting and the request id."""
 
-    correlation: bool = True
-    format: str = "unchanged"
-    access_log: bool = False
+    correlation: bool = _default("logs.correlation")
+    format: str = _default("logs.format")
+    access_log: bool = _default("logs.access_log")
 
 
 @dataclass(frozen=True)
 class RedactionSettings:
     """What is masked before any exporter or handler sees it."""
 
-    enabled: bool = True
-    keys: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
+    enabled: bool = _default("redaction.enabled")
+    keys: tuple[str, ...] = _default("redaction.keys")
+    patterns: tuple[str, ...] = _default("redaction.patterns")
 
 
 @dataclass(frozen=True)
 class SLOSettings:
     """Where the SLO spec lives and how often it is evaluated."""
 
-    file: str | None = None
-    interval_s: float = 10.0
-    time_scale: float = 1.0
-    evaluation: str = "host"  # host | process | gateway
-    prefork_push_interval_s: float = 1.0
-    stream_stale_after_s: float = 300.0
-    save_interval_s: float = 5.0
+    file: str | None = _default("slo.file")
+    interval_s: float = _default("slo.interval_s")
+    time_scale: float = _default("slo.time_scale")
+    evaluation: str = _default("slo.evaluation")
+    prefork_push_interval_s: float = _default("slo.prefork_push_interval_s")
+    stream_stale_after_s: float = _default("slo.stream_stale_after_s")
+    save_interval_s: float = _default("slo.save_interval_s")
 
 
 @dataclass(frozen=True)
 class IncidentSettings:
     """Incident lifecycle and where incidents are delivered."""
 
-    hold_down_s: float = 300.0
-    renotify_interval_s: float = 14400.0
-    trace_url_template: str | None = None
-    alertmanager_url: str | None = None
-    pagerduty_routing_key: str | None = field(default=None, repr=False)
-    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
-    webhook_url: str | None = field(default=None, repr=False)
-    webhook_format: str = "json"
-    console: bool = False
-    notify_timeout_s: float = 5.0
-    notify_queue_size: int = 1000
+    hold_down_s: float = _default("incidents.hold_down_s")
+    renotify_interval_s: float = _default("incidents.renotify_interval_s")
+    trace_url_template: str | None = _default("incidents.trace_url_template")
+    alertmanager_url: str | None = _default("incidents.alertmanager_url")
+    pagerduty_routing_key: str | None = field(default=_default("incidents.pagerduty_routing_key"), repr=False)
+    pagerduty_url: str = _default("incidents.pagerduty_url")
+    webhook_url: str | None = field(default=_default("incidents.webhook_url"), repr=False)
+    webhook_format: str = _default("incidents.webhook_format")
+    console: bool = _default("incidents.console")
+    notify_timeout_s: float = _default("incidents.notify_timeout_s")
+    notify_queue_size: int = _default("incidents.notify_queue_size")
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     """Local export options on top of the SDK's OTLP exporters."""
 
-    shutdown_timeout_s: float = 5.0
+    shutdown_timeout_s: float = _default("export.shutdown_timeout_s")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything otelpipe needs, parsed once. Build it in code or with `Settings.from_env()`."""
 
-    enabled: bool = True
-    strict: bool = False
-    state_dir: str | None = None
-    system_metrics: bool = True
+    enabled: bool = _default("enabled")
+    strict: bool = _default("strict")
+    state_dir: str | None = _default("state_dir")
+    system_metrics: bool = _default("system_metrics")
     red: REDSettings = field(default_factory=REDSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     redaction: RedactionSettings = field(default_factory=RedactionSettings)
@@ -574,60 +581,18 @@ def load_settings(environ: Mapping[str, str] | None = None, *, strict: bool | No
     return LoadedSettings(_build(values), tuple(errors), values)
 
 
-def _build(v: Mapping[str, Any]) -> Settings:
-    return Settings(
-        enabled=v["OTELPIPE_ENABLED"],
-        strict=v["OTELPIPE_STRICT"],
-        state_dir=v["OTELPIPE_STATE_DIR"],
-        system_metrics=v["OTELPIPE_SYSTEM_METRICS"],
-        red=REDSettings(
-            enabled=v["OTELPIPE_RED_ENABLED"],
-            dimensions=v["OTELPIPE_RED_DIMENSIONS"],
-            exclude_dimensions=v["OTELPIPE_RED_EXCLUDE_DIMENSIONS"],
-            span_kinds=v["OTELPIPE_RED_SPAN_KINDS"],
-            buckets=v["OTELPIPE_RED_BUCKETS"],
-            unit=v["OTELPIPE_RED_UNIT"],
-            cardinality_limit=v["OTELPIPE_RED_CARDINALITY_LIMIT"],
-            record_unsampled=v["OTELPIPE_RED_RECORD_UNSAMPLED"],
-            exemplars=v["OTELPIPE_RED_EXEMPLARS"],
-            service_graph=v["OTELPIPE_SERVICE_GRAPH"],
-        ),
-        logs=LogSettings(
-            correlation=v["OTELPIPE_LOG_CORRELATION"],
-            format=v["OTELPIPE_LOG_FORMAT"],
-            access_log=v["OTELPIPE_ACCESS_LOG"],
-        ),
-        redaction=RedactionSettings(
-            enabled=v["OTELPIPE_REDACT"],
-            keys=v["OTELPIPE_REDACT_KEYS"],
-            patterns=v["OTELPIPE_REDACT_PATTERNS"],
-        ),
-        slo=SLOSettings(
-            file=v["OTELPIPE_SLO_FILE"],
-            interval_s=v["OTELPIPE_SLO_INTERVAL"],
-            time_scale=v["OTELPIPE_SLO_TIME_SCALE"],
-            evaluation=v["OTELPIPE_SLO_EVALUATION"],
-            prefork_push_interval_s=v["OTELPIPE_PREFORK_PUSH_INTERVAL"],
-            stream_stale_after_s=v["OTELPIPE_STREAM_STALE_AFTER"],
-            save_interval_s=v["OTELPIPE_STATE_SAVE_INTERVAL"],
-        ),
-        incidents=IncidentSettings(
-            hold_down_s=v["OTELPIPE_INCIDENT_HOLD_DOWN"],
-            renotify_interval_s=v["OTELPIPE_INCIDENT_RENOTIFY"],
-            trace_url_template=v["OTELPIPE_TRACE_URL_TEMPLATE"],
-            alertmanager_url=v["OTELPIPE_ALERTMANAGER_URL"],
-            pagerduty_routing_key=v["OTELPIPE_PAGERDUTY_ROUTING_KEY"],
-            pagerduty_url=v["OTELPIPE_PAGERDUTY_URL"],
-            webhook_url=v["OTELPIPE_WEBHOOK_URL"],
-            webhook_format=v["OTELPIPE_WEBHOOK_FORMAT"],
-            console=v["OTELPIPE_CONSOLE_NOTIFIER"],
-            notify_timeout_s=v["OTELPIPE_NOTIFY_TIMEOUT"],
-            notify_queue_size=v["OTELPIPE_NOTIFY_QUEUE_SIZE"],
-        ),
-        export=ExportSettings(
-            shutdown_timeout_s=v["OTELPIPE_SHUTDOWN_TIMEOUT"],
-        ),
-    )
+def _build(values: Mapping[str, Any]) -> Settings:
+    """Settings from parsed values, each placed in the field its variable declares."""
+    sections: dict[str, dict[str, Any]] = {}
+    for variable in VARIABLES:
+        section, _, name = variable.setting.rpartition(".")
+        sections.setdefault(section, {})[name] = values[variable.name]
+    nested = {
+        f.name: f.default_factory(**sections.pop(f.name, {}))  # type: ignore[misc]
+        for f in fields(Settings)
+        if f.default_factory is not MISSING
+    }
+    return Settings(**sections.pop(""), **nested)
 
 
 def markdown_table() -> str:

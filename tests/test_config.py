@@ -174,3 +174,23 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_every_settings_field_is_filled_by_exactly_one_variable() -> None:
+    """One declaration per setting: the table names the field, the dataclasses take its default from it."""
+    from dataclasses import MISSING, fields
+
+    declared: list[str] = []
+    for f in fields(Settings):
+        if f.default_factory is not MISSING:
+            declared += [f"{f.name}.{inner.name}" for inner in fields(f.default_factory())]
+        else:
+            declared.append(f.name)
+    settings_of_variables = [v.setting for v in VARIABLES]
+    assert sorted(settings_of_variables) == sorted(declared)
+    assert len(set(settings_of_variables)) == len(settings_of_variables)
+
+
+def test_settings_built_in_code_start_from_the_variables_defaults() -> None:
+    from_env = load_settings({}).settings
+    assert Settings() == from_env
