@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/soak.py --quick
 	$(BIN)/python bench/detection_latency.py --runs 1
 	$(BIN)/python bench/fleet_detection.py --runs 1 --prometheus-runs 0
+	$(BIN)/python bench/fleet_merge.py
 	$(BIN)/python bench/request_cost.py --quick
 	$(BIN)/python bench/metric_collection.py --rounds 10
 

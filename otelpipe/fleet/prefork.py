@@ -6,8 +6,8 @@ the traffic and open its own incident: four pages for one burst. Here the proces
 loopback-only OTLP/HTTP receiver (the sink's `OTLPReceiver`; plain HTTP because gRPC does not survive
 fork) on an ephemeral port and switches its evaluation loop to a `REDStreamMerger` fed by that
 receiver and by its own RED store. Each forked child evaluates nothing and pushes its cumulative
-RED to the parent every `push_interval_s` (a `PeriodicExportingMetricReader` on a private
-MeterProvider whose only data is the RED producer), identified by its pid and a fresh
+RED to the parent every `push_interval_s` as compact OTLP (`otelpipe.fleet.push`: only the
+series that changed, written straight from the store's snapshot), identified by its pid and a fresh
 `service.instance.id`, so a respawned worker is a new stream and never a burst or a negative.
 
 Why not a lock-shared file or shared memory: the merger and the OTLP encoding already exist and
@@ -58,6 +58,7 @@ class PreforkMerge:
         self.merger: REDStreamMerger | None = None
         self.endpoint: str | None = None
         self._sink: Any = None
+        self._sink_port: int | None = None
         self._pusher: Any = None
         self._failed = False
         if hasattr(os, "register_at_fork"):
@@ -93,10 +94,10 @@ class PreforkMerge:
         sink = OTLPReceiver(merger.receive, host="127.0.0.1", grpc_port=None, http_port=0).start()
         self.merger, self._sink = merger, sink
         self.endpoint = f"{sink.http_endpoint}/v1/metrics"
+        self._sink_port = sink.http_port
         self._loop.set_source(self.snapshot)
         # Imported here, once, so forked children never import while another thread holds a lock.
-        import opentelemetry.exporter.otlp.proto.http.metric_exporter
-        import opentelemetry.sdk.metrics.export  # noqa: F401
+        import otelpipe.fleet.push  # noqa: F401
 
         _log.debug("workers push RED to %s", self.endpoint)
         return self.endpoint
@@ -125,26 +126,18 @@ class PreforkMerge:
             _log.warning("otelpipe could not set up RED push in a forked worker", exc_info=True)
 
     def _start_pusher(self, endpoint: str) -> None:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-        from opentelemetry.sdk.resources import Resource
+        from otelpipe.fleet.push import REDPusher
 
-        from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
-
-        identity: dict[str, Any] = {"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}
-        reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=endpoint, timeout=_PUSH_TIMEOUT_S),
-            export_interval_millis=self._settings.prefork_push_interval_s * 1000,
-            export_timeout_millis=_PUSH_TIMEOUT_S * 1000,
-        )
-        provider = MeterProvider(
-            metric_readers=[reader],
-            resource=Resource({**self._resource, **identity}),
-            shutdown_on_exit=False,  # closed by the pipeline's bounded shutdown instead
-        )
-        attach_red_producer(provider, REDMetricProducer(self._store, scope_name="otelpipe.prefork"))
-        self._pusher = provider
+        assert self._sink_port is not None
+        identity = {"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}
+        self._pusher = REDPusher(
+            self._store.snapshot,
+            {**self._resource, **identity},
+            host="127.0.0.1",
+            port=self._sink_port,
+            interval_s=self._settings.prefork_push_interval_s,
+            timeout_s=_PUSH_TIMEOUT_S,
+        ).start()
 
     # ------------------------------------------------------------------ either
 
@@ -152,7 +145,7 @@ class PreforkMerge:
         """Parent: stop the receiver. Child: push the last counts, then stop pushing."""
         pusher, self._pusher = self._pusher, None
         if pusher is not None:
-            pusher.shutdown(timeout_millis=_PUSH_TIMEOUT_S * 1000)
+            pusher.close()
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.stop()
