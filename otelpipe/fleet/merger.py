@@ -152,7 +152,6 @@ class REDStreamMerger:
                     continue
                 merged += 1
                 self.stats.points += 1
-                self._instances[point.instance] = now
                 self._add(point, now, point.instance in known_before)
             if now - self._last_expiry >= self.stale_after_ns // 10:
                 self._expire(now)
@@ -200,16 +199,17 @@ class REDStreamMerger:
             key = (point.instance, point.histogram, point.series, None)
         stream = self._streams.get(key)
         fresh = stream is None
+        if stream is None and len(self._streams) >= self.stream_limit:
+            self.stats.dropped_points += 1
+            warn_limited(
+                "fleet-stream-limit",
+                "RED merger tracks %d streams (its limit); points of new streams are dropped",
+                self.stream_limit,
+                area="fleet",
+            )
+            return
+        self._instances[point.instance] = now  # only senders with a tracked stream: bounded too
         if stream is None:
-            if len(self._streams) >= self.stream_limit:
-                self.stats.dropped_points += 1
-                warn_limited(
-                    "fleet-stream-limit",
-                    "RED merger tracks %d streams (its limit); points of new streams are dropped",
-                    self.stream_limit,
-                    area="fleet",
-                )
-                return
             series_key = self._series_key(point, now)
             stream = _Stream(series_key, 0, 0.0, (), (), 0, now)
             self._streams[key] = stream

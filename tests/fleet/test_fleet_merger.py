@@ -169,6 +169,7 @@ def test_streams_beyond_the_limit_are_dropped_and_counted(clock, make_request):
     merger.add_request(make_request(instance="b", start_s=1000.1, ok=5))
     assert _totals(merger) == (1, 0)
     assert merger.stats.dropped_points == 2
+    assert merger.instances() == 1  # a sender with no tracked stream is not remembered either
 
 
 SPEC = """
