@@ -128,7 +128,7 @@ def _cmd_sink(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     deadline = time.monotonic() + args.duration if args.duration else None
-    last: dict[Signal, int] = {}
+    last: dict[Signal, int] = dict(sink.store.totals())  # print once something arrives, not zeros
     try:
         while not stop.wait(args.interval):
             totals = sink.store.totals()
