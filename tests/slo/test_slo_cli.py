@@ -148,3 +148,23 @@ def test_status_reads_short_to_long_full_names_and_says_how_fresh(
     assert "the app saves every 2s (OTELPIPE_STATE_SAVE_INTERVAL) and at shutdown" in words
     assert "the app has stopped" in words  # 30 s old with a 2 s interval: said, not hidden
 
+
+def test_status_spec_reads_windows_at_the_apps_time_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo saves windows divided by 720; `--spec` must read them at that scale, not show zeros."""
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("OTELPIPE_SLO_TIME_SCALE", "720")
+    now = time.time()
+    store = SLOStateStore(tmp_path)
+    ev = SLOEvaluator(
+        load_spec(DEMO), boundaries=(0.1, 0.4, 1.0), clock=lambda: now, state=store, time_scale=720
+    )
+    attrs = {"service.name": "shop", "span.kind": "SPAN_KIND_SERVER", "status.code": "STATUS_CODE_ERROR"}
+    ev.tick(REDSnapshot((0.1, 0.4, 1.0), (SeriesStats(attrs, 40, 40, (40, 0, 0, 0), 0, 0, 0, 1),), 0))
+    ev.flush()
+    store.close()
+    assert run("slo", "status", "--state-dir", str(tmp_path), "--spec", str(DEMO)) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("shop/api-availability") :].split("\n")[:3]
+    assert "SLI 0.000% good of 40" in " ".join(block)  # the saved counts, not "no traffic"
