@@ -17,6 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from otelpipe.diagnostics import shown_value
+from otelpipe.slo import durations as _durations
 
 T = TypeVar("T")
 
@@ -79,19 +80,20 @@ def _parse_float(minimum_exclusive: float) -> Callable[[str], float]:
     return parse
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
 def parse_duration(raw: str) -> float:
-    """Seconds from `250ms`, `10s`, `5m`, `1h`, `3d` or a bare number of seconds."""
-    match = _DURATION.match(raw)
-    if not match:
-        raise ValueError("a duration such as 10s, 5m, 1h or 250ms")
-    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("a positive duration such as 10s, 5m, 1h or 250ms")
-    return seconds
+    """Seconds from a duration with its unit (`250ms`, `10s`, `5m`, `1h30m`): the one grammar of otelpipe."""
+    try:
+        return _durations.parse_duration(raw)
+    except ValueError:
+        raise ValueError("a duration with a unit, greater than zero, such as 250ms, 10s, 5m, 1h or 1h30m") from None
+
+
+def _parse_duration_or_zero(raw: str) -> float:
+    """Like `parse_duration`, and `0s` is allowed (e.g. no hold-down)."""
+    try:
+        return _durations.parse_duration(raw, allow_zero=True)
+    except ValueError:
+        raise ValueError("a duration with a unit, such as 0s, 30s, 5m or 1h") from None
 
 
 def _parse_names(raw: str) -> tuple[str, ...]:
@@ -347,7 +349,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     Variable(
         "OTELPIPE_INCIDENT_HOLD_DOWN", "incidents.hold_down_s",
         300.0,
-        parse_duration,
+        _parse_duration_or_zero,
         "How long a condition must stay clear before its incident resolves (flap suppression).",
         shown_default="5m",
     ),

@@ -48,7 +48,7 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_STATE_SAVE_INTERVAL": ("2s", 2.0, "often", "a duration"),
     "OTELPIPE_SYSTEM_METRICS": ("false", False, "maybe", "true or false"),
     "OTELPIPE_INCIDENT_HOLD_DOWN": ("5m", 300.0, "5 minutes", "a duration"),
-    "OTELPIPE_INCIDENT_RENOTIFY": ("4h", 14400.0, "0s", "a positive duration"),
+    "OTELPIPE_INCIDENT_RENOTIFY": ("4h", 14400.0, "0s", "a duration"),
     "OTELPIPE_TRACE_URL_TEMPLATE": (
         "http://jaeger:16686/trace/{trace_id}",
         "http://jaeger:16686/trace/{trace_id}",
@@ -194,3 +194,17 @@ def test_every_settings_field_is_filled_by_exactly_one_variable() -> None:
 def test_settings_built_in_code_start_from_the_variables_defaults() -> None:
     from_env = load_settings({}).settings
     assert Settings() == from_env
+
+
+def test_durations_take_one_grammar_with_a_unit() -> None:
+    """Variables, specs and the CLI share otelpipe.slo.durations: `1h30m` works, a bare number is refused."""
+    loaded = load_settings({"OTELPIPE_SLO_INTERVAL": "1m30s", "OTELPIPE_NOTIFY_TIMEOUT": "5"})
+    assert loaded.settings.slo.interval_s == 90.0
+    assert [e.variable for e in loaded.errors] == ["OTELPIPE_NOTIFY_TIMEOUT"]
+    assert "with a unit" in loaded.errors[0].expected
+
+
+def test_zero_hold_down_is_allowed_other_durations_are_positive() -> None:
+    loaded = load_settings({"OTELPIPE_INCIDENT_HOLD_DOWN": "0s", "OTELPIPE_SLO_INTERVAL": "0s"})
+    assert loaded.settings.incidents.hold_down_s == 0.0
+    assert [e.variable for e in loaded.errors] == ["OTELPIPE_SLO_INTERVAL"]

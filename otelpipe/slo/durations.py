@@ -1,4 +1,9 @@
-"""Prometheus-style durations (`30d`, `5m`, `1h30m`, `500ms`): the one spelling used by specs and rules."""
+"""Prometheus-style durations (`30d`, `5m`, `1h30m`, `500ms`): the one spelling otelpipe reads anywhere.
+
+Specs, rules, the CLI and every `OTELPIPE_*` duration variable use this grammar; a unit is always
+required, so `10` is refused rather than guessed as seconds (the SDK's own `OTEL_*` timeouts are
+milliseconds).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,13 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in `text` (e.g. `30d`, `5m`, `1h30m`, `500ms`); ValueError when it is not one."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> float:
+    """Seconds in `text` (e.g. `30d`, `5m`, `1h30m`, `500ms`, `0s` with `allow_zero`); ValueError otherwise."""
     text = text.strip()
     if not _WHOLE.fullmatch(text):
         raise ValueError(f"not a duration: {text!r}")
     seconds = sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(text))
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive: {text!r}")
     return seconds
 
