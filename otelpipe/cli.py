@@ -60,7 +60,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         checked = check_slo_file(slo_file, loaded.settings.red.buckets)
         errors.extend(f"OTELPIPE_SLO_FILE: {problem}" for problem in checked.errors)
         console.print(
-            f"SLO file {slo_file}: {len(checked.spec.slos)} SLO(s) and {len(checked.rules)} rule(s) will run"
+            f"SLO file {slo_file}: {len(checked.spec.slos)} SLO(s) and "
+            f"{len(checked.rules) + len(checked.metric_rules)} rule(s) will run"
             + (f"; {len(checked.errors)} problem(s), each skipped at start-up" if checked.errors else "")
         )
     hooks_ok = _print_sdk_hooks(console)

@@ -339,3 +339,24 @@ def test_absent_needs_the_metric_seen_once_so_other_processes_metrics_do_not_fir
     evaluator.evaluate(snap(point("signups", 1, start=T0 + 250)), T0 + 260)
     (stopped,) = evaluator.evaluate(snap(point("signups", 1, start=T0 + 250)), T0 + 321)
     assert stopped.firing
+
+
+def test_otelpipe_check_counts_metric_rules_and_names_a_bad_one(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(
+        "version: otelpipe/v1\nservice: shop\nslos:\n  - {name: ok, objective: 99.9, sli: {kind: availability}}\n"
+        "rules:\n"
+        "  - {name: cpu, metric: system.cpu.utilization, value: {above: 80%}}\n"
+        "  - {name: bad, metric: shop.orders.created, rate: {under: 1}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(OTELPIPE_SLO_FILE=str(spec), COLUMNS="200")
+    exe = str(Path(sys.executable).with_name("otelpipe"))
+    result = subprocess.run([exe, "check"], check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "rules[1].rate.under: got 1, expected one of the keys ['above', 'below']" in result.stderr
+    assert "1 SLO(s) and 1 rule(s) will run" in result.stdout
