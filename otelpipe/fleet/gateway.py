@@ -25,11 +25,13 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from otelpipe.config import ConfigError, Settings, load_settings
 from otelpipe.diagnostics import logger, warn_limited
 from otelpipe.fleet.merger import REDStreamMerger
+from otelpipe.state_files import private_dir, private_file, refuse_symlink
 
 __all__ = ["ENV_DEFAULTS", "POSITIONS_FILE", "Gateway", "StreamPositions", "start_gateway"]
 
 #: Where each sender's stream stood at the last evaluation tick, next to the SLO windows.
 POSITIONS_FILE = "gateway-streams.json"
+_MAX_POSITIONS_BYTES = 64 * 1024 * 1024  # bounded by the merger's stream limit; more is not ours
 
 _log = logger("fleet")
 
@@ -65,7 +67,12 @@ class StreamPositions:
         if self.path is None or not self.path.exists():
             return 0
         try:
-            records = json.loads(self.path.read_text(encoding="utf-8"))
+            refuse_symlink(self.path)  # never read (or later replace) state through a planted link
+            with self.path.open("rb") as file:
+                raw = file.read(_MAX_POSITIONS_BYTES + 1)
+            if len(raw) > _MAX_POSITIONS_BYTES:
+                raise ValueError(f"larger than {_MAX_POSITIONS_BYTES} bytes")
+            records = json.loads(raw)
         except (OSError, ValueError):
             _log.warning("could not read %s; every sender starts from a baseline", self.path, exc_info=True)
             return 0
@@ -88,8 +95,12 @@ class StreamPositions:
         if self.path is None or positions is None:
             return
         try:
+            private_dir(self.path.parent)
+            refuse_symlink(self.path)
             temporary = self.path.with_name(self.path.name + ".tmp")
-            temporary.write_text(json.dumps(positions, separators=(",", ":")), encoding="utf-8")
+            private_file(temporary)  # 0600, symlinks refused: stream positions name every sender
+            with temporary.open("w", encoding="utf-8") as file:
+                file.write(json.dumps(positions, separators=(",", ":")))
             temporary.replace(self.path)
         except OSError:
             warn_limited("fleet-positions", "could not save RED stream positions to %s", str(self.path), area="fleet")

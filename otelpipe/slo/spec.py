@@ -67,7 +67,7 @@ from otelpipe.slo.model import (
     TierSeverity,
     default_tiers,
 )
-from otelpipe.slo.spec_file import SpecFileError, load_documents, read_spec_text
+from otelpipe.slo.spec_file import Plain, SpecFileError, load_documents, read_spec_text
 
 NATIVE_VERSION = "otelpipe/v1"
 OPENSLO_VERSION = "openslo/v1"
@@ -84,9 +84,28 @@ class SLOSpecError(ValueError):
         super().__init__(f"{source}: {path or '<top>'}: got {_show(value)}, expected {expected}")
 
 
+_SHOWN_CHARS = 40
+
+
 def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A short, secret-free description of a bad value: a spec may be a credentials file given by mistake.
+
+    Numbers and short strings are shown (so a typo is visible), with known secret shapes masked;
+    long strings and containers are described by kind and size, never echoed.
+    """
+    if value is None or isinstance(value, (bool, int, float, Plain)):
+        return repr(value)  # Plain: otelpipe's own description of the value, shown as is
+    if isinstance(value, str):
+        if len(value) > _SHOWN_CHARS:
+            return f"a string of {len(value)} characters"
+        from otelpipe.processors.redaction import Redactor
+
+        return repr(Redactor().redact_text(value))
+    if isinstance(value, Mapping):
+        return f"a mapping with {len(value)} key(s)"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} item(s)"
+    return f"a value of type {type(value).__name__}"
 
 
 _MISSING = object()
