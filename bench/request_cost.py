@@ -277,6 +277,12 @@ def main() -> int:
     parser.add_argument(
         "--variants", default="all", help="'all', 'none' or comma-separated: " + ", ".join(VARIANTS)
     )
+    parser.add_argument(
+        "--other-tree",
+        metavar="DIR",
+        help="also run otelpipe imported from DIR (a tree laid out like the wheel, e.g. an older checkout; "
+        "see `make typecheck` for how to lay one out), to compare versions in one run",
+    )
     parser.add_argument("--variants-at-full", action="store_true", help="also run the variants at 100 %%")
     parser.add_argument("--quick", action="store_true", help="7 rounds of 300 requests")
     args = parser.parse_args()
@@ -290,6 +296,9 @@ def main() -> int:
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    if args.other_tree:
+        VARIANTS["other-tree"] = {"PYTHONPATH": str(Path(args.other_tree).resolve())}
+        names.insert(0, "other-tree")
 
     from otelpipe.sink import OTLPSink, SinkStore
 
@@ -302,8 +311,8 @@ def main() -> int:
         for sampling in samplings:
             processes.append(_start("stock", sampling, {}, sink.http_endpoint, workdir, otelpipe=False))
             processes.append(_start("otelpipe", sampling, {}, sink.http_endpoint, workdir, otelpipe=True))
-            if sampling == min(samplings) or args.variants_at_full:
-                for name in names:
+            for name in names:
+                if sampling == min(samplings) or args.variants_at_full or name == "other-tree":
                     processes.append(
                         _start(name, sampling, VARIANTS[name], sink.http_endpoint, workdir, otelpipe=True)
                     )
@@ -358,8 +367,8 @@ def main() -> int:
         for process in processes:
             if not process.otelpipe or process.sampling != lowest or process.label == "red-off":
                 continue
-            if process.label == "record-unsampled-off":
-                continue  # counts only sampled spans by design
+            if process.label in ("record-unsampled-off", "other-tree"):
+                continue  # counts only sampled spans by design / not this version
             reply = process.ask("fail 7")
             process.ask("flush")
             deadline = time.monotonic() + 15
