@@ -89,7 +89,7 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
         sent += count
         return times, cpu, threads
 
-    run(int(os.environ.get("BENCH_WARMUP", "1000")))
+    run(int(os.environ.get("BENCH_WARMUP", "500")))
     print("READY", flush=True)
     for line in sys.stdin:
         command, _, arg = line.strip().partition(" ")
@@ -230,7 +230,7 @@ def _start(
 
 def _wait_ready(process: Process) -> None:
     assert process.proc.stdout is not None
-    line = _readline(process.proc.stdout, 120)
+    line = _readline(process.proc.stdout, 900)
     if line.strip() != "READY":
         raise SystemExit(f"{process.label} did not start: {line!r} (see its .stderr in the work dir)")
 

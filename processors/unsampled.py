@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -75,6 +75,7 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         # ReadableSpan's fields, set directly: its __init__ would build a Resource when none is given.
         self._name = name
         self._context = context
+        self._span_context = context  # typed as always set (ReadableSpan's may be None)
         self._kind = kind
         self._resource = resource
         self._instrumentation_info = None
@@ -91,7 +92,7 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         self._set_status_on_exception = set_status_on_exception
 
     def get_span_context(self) -> SpanContext:
-        return cast(SpanContext, self._context)  # always set: __init__ requires it
+        return self._span_context
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         if key in self._keep and self._end_time is None:
