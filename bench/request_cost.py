@@ -22,7 +22,9 @@ figure is the stricter one. Three figures per round: the median of the request t
 per request (`thread_time_ns` around each request; the headline: it is what otelpipe adds to the
 request path, it does not count time spent waiting for a core, and the median ignores the requests
 a busy host interrupted), the whole process's CPU per request over the round (adds the export
-threads' work) and the median wall-clock request (noisy on a busy machine).
+threads' work) and the median wall-clock request (noisy on a busy machine). Noise on a shared
+machine only ever adds time, so the table leads with the ratio of each process's best round (the
+least disturbed one); the median of adjacent-pair ratios and its range follow.
 
 After the rounds, each otelpipe process at the lowest sampling rate serves a few failing requests,
 flushes, and the bench checks the RED metrics the sink received: SERVER calls equal the requests
@@ -283,6 +285,7 @@ def main() -> int:
         help="also run otelpipe imported from DIR (a tree laid out like the wheel, e.g. an older checkout; "
         "see `make typecheck` for how to lay one out), to compare versions in one run",
     )
+    parser.add_argument("--json", metavar="FILE", help="also write every round's figures to FILE")
     parser.add_argument("--variants-at-full", action="store_true", help="also run the variants at 100 %%")
     parser.add_argument("--quick", action="store_true", help="7 rounds of 300 requests")
     args = parser.parse_args()
@@ -343,24 +346,31 @@ def main() -> int:
         ok = True
         print()
         print(
-            "| configuration | sampling | request thread CPU µs | otelpipe / stock | "
-            "process CPU µs | otelpipe / stock | wall µs (median request) | otelpipe / stock |"
+            "| configuration | sampling | request-thread CPU µs, best round | otelpipe / stock, best rounds | "
+            "otelpipe / stock, adjacent pairs (median, range) | process CPU, pairs | wall, pairs |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for sampling in samplings:
+            stock = next(p for p in processes if p.sampling == sampling and not p.otelpipe)
             for process in (p for p in processes if p.sampling == sampling):
+                name = "otelpipe defaults"
                 if not process.otelpipe:
-                    name, ratios = "stock opentelemetry-distro", ["1", "1", "1"]
+                    name = "stock opentelemetry-distro"
+                elif process.label in VARIANTS:
+                    name = "otelpipe, " + " ".join(f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items())
+                best = min(process.thread)
+                cells = [f"{best:.0f}", f"{best / min(stock.thread):.3f}"]
+                if process.otelpipe:
+                    cells += [_ratio_text(r) for r in (process.thread_ratios, process.cpu_ratios, process.wall_ratios)]
                 else:
-                    ratios = [_ratio_text(r) for r in (process.thread_ratios, process.cpu_ratios, process.wall_ratios)]
-                    name = "otelpipe defaults"
-                    if process.label in VARIANTS:
-                        name = "otelpipe, " + " ".join(
-                            f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items()
-                        )
-                figures = [statistics.median(v) for v in (process.thread, process.cpu, process.medians)]
-                cells = " | ".join(f"{figure:.0f} | {ratio}" for figure, ratio in zip(figures, ratios, strict=True))
-                print(f"| {name} | {sampling:g} | {cells} |")
+                    cells += ["1", "1", "1"]
+                print(f"| {name} | {sampling:g} | {' | '.join(cells)} |")
+        if args.json:
+            raw = [
+                {"label": p.label, "sampling": p.sampling, "thread_us": p.thread, "cpu_us": p.cpu, "wall_us": p.medians}
+                for p in processes
+            ]
+            Path(args.json).write_text(json.dumps(raw, indent=1))
 
         lowest = min(samplings)
         print()
