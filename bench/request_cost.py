@@ -134,7 +134,7 @@ slos:
   - name: latency
     objective: 95
     period: 30d
-    sli: {kind: latency, threshold: 400ms}  # a bucket of the default (connector) histogram
+    sli: {kind: latency, threshold: 100ms}  # a bucket boundary in every otelpipe version (--other-python)
 """
 
 # otelpipe pieces switched one at a time: label -> environment.
@@ -187,7 +187,13 @@ def _readline(stream: IO[str], timeout: float) -> str:
 
 
 def _start(
-    label: str, sampling: float, extra: dict[str, str], sink_endpoint: str, workdir: Path, otelpipe: bool
+    label: str,
+    sampling: float,
+    extra: dict[str, str],
+    sink_endpoint: str,
+    workdir: Path,
+    otelpipe: bool,
+    python: str = sys.executable,
 ) -> Process:
     service = f"bench-{label}-{sampling:g}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
@@ -217,10 +223,10 @@ def _start(
             env[key] = value
         else:
             env.pop(key, None)
-    instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    instrument = str(Path(python).with_name("opentelemetry-instrument"))
     stderr = (workdir / f"{service}.stderr").open("w")
     proc = subprocess.Popen(
-        [instrument, sys.executable, str(Path(__file__).resolve()), "--app"],
+        [instrument, python, str(Path(__file__).resolve()), "--app"],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -280,10 +286,10 @@ def main() -> int:
         "--variants", default="all", help="'all', 'none' or comma-separated: " + ", ".join(VARIANTS)
     )
     parser.add_argument(
-        "--other-tree",
-        metavar="DIR",
-        help="also run otelpipe imported from DIR (a tree laid out like the wheel, e.g. an older checkout; "
-        "see `make typecheck` for how to lay one out), to compare versions in one run",
+        "--other-python",
+        metavar="PYTHON",
+        help="also run otelpipe under PYTHON (e.g. another checkout's .venv/bin/python, with its "
+        "opentelemetry-instrument beside it), to compare two otelpipe versions in one run",
     )
     parser.add_argument("--json", metavar="FILE", help="also write every round's figures to FILE")
     parser.add_argument("--variants-at-full", action="store_true", help="also run the variants at 100 %%")
@@ -299,9 +305,9 @@ def main() -> int:
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
-    if args.other_tree:
-        VARIANTS["other-tree"] = {"PYTHONPATH": str(Path(args.other_tree).resolve())}
-        names.insert(0, "other-tree")
+    if args.other_python:
+        VARIANTS["other-python"] = {}
+        names.insert(0, "other-python")
 
     from otelpipe.sink import OTLPSink, SinkStore
 
@@ -315,9 +321,10 @@ def main() -> int:
             processes.append(_start("stock", sampling, {}, sink.http_endpoint, workdir, otelpipe=False))
             processes.append(_start("otelpipe", sampling, {}, sink.http_endpoint, workdir, otelpipe=True))
             for name in names:
-                if sampling == min(samplings) or args.variants_at_full or name == "other-tree":
+                if sampling == min(samplings) or args.variants_at_full or name == "other-python":
+                    python = args.other_python if name == "other-python" else sys.executable
                     processes.append(
-                        _start(name, sampling, VARIANTS[name], sink.http_endpoint, workdir, otelpipe=True)
+                        _start(name, sampling, VARIANTS[name], sink.http_endpoint, workdir, otelpipe=True, python=python)
                     )
         for process in processes:  # started together, warmed up one after another
             _wait_ready(process)
@@ -356,6 +363,8 @@ def main() -> int:
                 name = "otelpipe defaults"
                 if not process.otelpipe:
                     name = "stock opentelemetry-distro"
+                elif process.label == "other-python":
+                    name = f"otelpipe under {args.other_python}"
                 elif process.label in VARIANTS:
                     name = "otelpipe, " + " ".join(f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items())
                 best = min(process.thread)
@@ -377,7 +386,7 @@ def main() -> int:
         for process in processes:
             if not process.otelpipe or process.sampling != lowest or process.label == "red-off":
                 continue
-            if process.label in ("record-unsampled-off", "other-tree"):
+            if process.label in ("record-unsampled-off", "other-python"):
                 continue  # counts only sampled spans by design / not this version
             reply = process.ask("fail 7")
             process.ask("flush")
