@@ -232,6 +232,7 @@ def _start(
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
+        cwd=workdir,  # opentelemetry-instrument puts the working directory on sys.path
     )
     return Process(label, sampling, otelpipe, service, proc)
 
