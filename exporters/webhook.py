@@ -16,7 +16,7 @@ Body with ``format="json"`` (schema ``otelpipe.incident/v1``; times are UTC RFC 
         "kind": "slo" | "rule",
         "severity": "critical" | "error" | "warning" | "info",
         "status": "open" | "resolved",
-        "summary": "availability burning 14.9x budget (page: 5m/1h)",
+        "summary": "availability burning 14.9x budget over 5m/1h (page fires at 14.4x); ...",
         "opened_at": "...", "recovered_at": "..." | null, "resolved_at": "..." | null,
         "tier": "page-5m-1h",
         "objective": 0.999 | null,
@@ -42,6 +42,7 @@ from otelpipe.exporters._http import post_json
 
 from otelpipe.incidents.document import incident_document, rfc3339
 from otelpipe.incidents.model import IncidentEvent
+from otelpipe.slo.wording import budget_short
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
@@ -78,7 +79,7 @@ def slack_body(event: IncidentEvent) -> dict[str, Any]:
     if incident.total:
         lines.append(f"{incident.errors} errors of {incident.total} requests")
     if incident.budget_remaining is not None:
-        lines.append(f"error budget left: {incident.budget_remaining:.1%}")
+        lines.append(f"error budget: {budget_short(incident.budget_remaining)}")  # never "-15367.6%"
     for trace in incident.traces:
         lines.append(f"<{trace.url}|trace {trace.trace_id}>" if trace.url else f"trace {trace.trace_id}")
     lines.append(f"incident {incident.id}")

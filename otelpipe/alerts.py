@@ -25,7 +25,7 @@ class AlertState:
     name: str  # SLO or rule name
     firing: bool
     severity: Severity  # of the worst firing tier; meaningful only while firing
-    summary: str  # one human line, e.g. "api-availability burning 14.9x budget (page: 5m/1h)"
+    summary: str  # one human line, e.g. "api-availability burning 14.9x budget over 5m/1h (page fires at 14.4x); ..."
     at: float  # evaluation time, seconds since the epoch (fake clock in tests)
     kind: Literal["slo", "rule"] = "slo"
     tier: str = ""  # e.g. "page-5m-1h" for SLO tiers

@@ -76,7 +76,7 @@ def test_slack_format_is_a_text_message(recorder: Recorder, make_event: EventFac
         ":rotating_light: *[CRITICAL] opened*: checkout / availability",
         "availability burning 14.9x budget (page: 5m/1h)",
         "180 errors of 12000 requests",
-        "error budget left: 82.0%",
+        "error budget: 82.0% left",
         f"<http://jaeger:16686/trace/{TRACE_ID}|trace {TRACE_ID}>",
         "incident inc-abc-1714564800",
     ]

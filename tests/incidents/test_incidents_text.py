@@ -182,6 +182,13 @@ def test_webhook_slack_and_alertmanager_text_for_a_resolution(resolved_event: In
         assert "burning 5.0x" not in text
 
 
+def test_slack_text_says_an_overspent_budget_in_words() -> None:
+    opened = _lifecycle()[0]
+    assert opened.incident.budget_remaining is not None and opened.incident.budget_remaining < 0
+    text = slack_body(opened)["text"]
+    assert "error budget: exhausted x1000" in text and "-99" not in text
+
+
 def test_pagerduty_trigger_text_names_the_tier_of_its_severity() -> None:
     opened = _lifecycle()[0]
     body = pagerduty_body(opened, "key")
