@@ -86,3 +86,47 @@ def test_instrumented_flask_app_sends_spans_metrics_and_logs(
     assert len(greetings) == 5, "each stdlib log line arrives exactly once"
     assert all(len(r.trace_id) == 16 and any(r.trace_id) for r in greetings)
     assert sink.store.per_service()["traces"].get("e2e-app", 0) >= 6
+
+
+def test_spans_dropped_by_a_full_queue_and_failed_batches_are_counted(
+    sink, otlp_env, instrumented_app, wait_until
+):
+    """Traces go to a collector that accepts and never answers; the drops reach the metrics backend."""
+    import socket
+    import threading
+
+    black_hole = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(black_hole.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = otlp_env(
+        sink,
+        "http/protobuf",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{black_hole.getsockname()[1]}/v1/traces",
+        OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="2",
+        OTEL_BSP_MAX_QUEUE_SIZE="2",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="1",
+        OTELPIPE_SHUTDOWN_TIMEOUT="3s",
+    )
+    try:
+        app = instrumented_app(env)
+        assert all(app.get(f"/hello/d{i}") == 200 for i in range(20))
+        queue_full = ("otelpipe.export.dropped", (("error.type", "queue_full"), ("signal", "traces")))
+        failed = ("otelpipe.export.dropped", (("error.type", "export_failed"), ("signal", "traces")))
+        # one span is stuck in the exporter, two wait in the queue: the other 17 are dropped and counted
+        assert wait_until(lambda: _latest_export_counts(sink).get(queue_full, 0) >= 15, timeout=20), (
+            _latest_export_counts(sink)
+        )
+        assert wait_until(lambda: _latest_export_counts(sink).get(failed, 0) >= 1, timeout=30)
+        app.stop()
+    finally:
+        black_hole.close()
+        for conn in held:
+            conn.close()
