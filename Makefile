@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TYPECHECK_TREE := .build/typecheck
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench clean mutation
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/fleet_merge.py
 	$(BIN)/python bench/request_cost.py --quick
 	$(BIN)/python bench/metric_collection.py --rounds 10
+
+# Not part of `make test` (tens of minutes): break the settings wiring in config.py/pipeline.py one
+# way at a time and count the mutants the wiring tests kill. MUTATION_ARGS='--only pipeline.py' narrows it.
+mutation: $(STAMP)
+	$(BIN)/python bench/mutate_wiring.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .build build *.egg-info .mypy_cache .pytest_cache .ruff_cache
