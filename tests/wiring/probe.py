@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 import otelpipe
+import otelpipe.pipeline
 
 
 def _red(pipeline: Any) -> dict[str, Any]:
@@ -72,15 +73,47 @@ def _incidents(pipeline: Any) -> dict[str, Any]:
                 "format": getattr(n, "_format", None),
                 "queue_size": getattr(getattr(n, "options", None), "queue_size", None),
                 "timeout_s": getattr(n, "timeout_s", None),
+                "url": getattr(n, "_url", getattr(n, "_endpoint", None)),
             }
             for n in notifiers
         ],
         "trace_url_template": getattr(engine, "_template", None),
         "hold_down_s": getattr(engine, "_hold_down_s", None),
+        "renotify_s": getattr(engine, "_renotify_s", None),
+        "persistent_incidents": getattr(engine, "_store", None) is not None,
+        "interval_s": loop.interval_s,
+        "time_scale": getattr(loop.evaluation.evaluator, "_time_scale", None),
+        "save_interval_s": getattr(loop.evaluation.evaluator, "_persist_interval", None),
+        "persistent_windows": getattr(loop.evaluation.evaluator, "_state", None) is not None,
+        "prefork": pipeline.prefork is not None,
+        "rebuilds_after_fork": getattr(loop, "_rebuild", None) is not None,
     }
 
 
-SCENARIOS = {"red": _red, "redaction": _redaction, "incidents": _incidents}
+def _logs(pipeline: Any) -> dict[str, Any]:
+    """What a stdlib log record carries inside a span (log correlation), and the Flask hooks handed out."""
+    from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logging.getLogger("wiring.logs").addHandler(keep)
+    tracer = trace.get_tracer("wiring.probe")
+    with tracer.start_as_current_span("log inside", kind=SpanKind.SERVER):
+        logging.getLogger("wiring.logs").warning("inside a span")
+    hooks = otelpipe.pipeline.flask_instrumentor_kwargs()
+    return {
+        "trace_id": str(getattr(records[0], "trace_id", "")) if records else "",
+        "request_hook": getattr(hooks.get("request_hook"), "__name__", None),
+        "system_metrics": SystemMetricsInstrumentor().is_instrumented_by_opentelemetry,
+    }
+
+
+SCENARIOS = {"red": _red, "redaction": _redaction, "incidents": _incidents, "logs": _logs}
 
 
 def main() -> None:

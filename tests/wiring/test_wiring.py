@@ -136,3 +136,83 @@ def test_switches_turn_red_off(variable: str) -> None:
         [sys.executable, "-c", code], check=False, env=base, capture_output=True, text=True, timeout=120
     )
     assert "STORE True" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_every_notifier_and_evaluation_setting_reaches_its_component(tmp_path: Path) -> None:
+    env = {
+        "OTELPIPE_SLO_FILE": str(DEMO_SLO),
+        "OTELPIPE_ALERTMANAGER_URL": "http://127.0.0.1:9",
+        "OTELPIPE_PAGERDUTY_ROUTING_KEY": "wiring-key",
+        "OTELPIPE_PAGERDUTY_URL": "http://127.0.0.1:9/pd",
+        "OTELPIPE_CONSOLE_NOTIFIER": "true",
+        "OTELPIPE_INCIDENT_RENOTIFY": "2h",
+        "OTELPIPE_SLO_INTERVAL": "3s",
+        "OTELPIPE_SLO_TIME_SCALE": "60",
+        "OTELPIPE_STATE_SAVE_INTERVAL": "7s",
+        "OTELPIPE_STATE_DIR": str(tmp_path),
+        "OTELPIPE_SLO_EVALUATION": "process",
+    }
+    out, _ = probe(env, "incidents")
+    incidents = out["incidents"]
+    urls = {n["type"]: n["url"] for n in incidents["notifiers"]}
+    assert urls["AlertmanagerNotifier"] == "http://127.0.0.1:9/api/v2/alerts"
+    assert urls["PagerDutyNotifier"] == "http://127.0.0.1:9/pd"
+    assert "ConsoleNotifier" in urls
+    assert incidents["renotify_s"] == 7200.0
+    assert incidents["interval_s"] == 3.0
+    assert incidents["time_scale"] == 60.0
+    assert incidents["save_interval_s"] == 7.0
+    assert incidents["persistent_windows"] and incidents["persistent_incidents"]
+    assert not incidents["prefork"] and incidents["rebuilds_after_fork"]  # process: each worker alone
+
+
+def test_evaluation_defaults_build_no_extra_notifier_and_evaluate_per_host() -> None:
+    out, _ = probe({"OTELPIPE_SLO_FILE": str(DEMO_SLO)}, "incidents")
+    incidents = out["incidents"]
+    assert [n["type"] for n in incidents["notifiers"]] == ["OTLPEventNotifier"]
+    assert not incidents["persistent_windows"] and not incidents["persistent_incidents"]
+    assert incidents["prefork"] and not incidents["rebuilds_after_fork"]  # host: workers push to the parent
+
+
+def test_gateway_evaluation_starts_no_evaluator() -> None:
+    out, _ = probe({"OTELPIPE_SLO_FILE": str(DEMO_SLO), "OTELPIPE_SLO_EVALUATION": "gateway"}, "incidents")
+    assert out["incidents"] == {"evaluation": False}
+
+
+def test_record_unsampled_keeps_red_exact_under_a_dropping_sampler() -> None:
+    kept, _ = probe({"OTEL_TRACES_SAMPLER": "always_off"}, "red")
+    assert sum(s["calls"] for s in kept["red"]["series"]) >= 4
+    dropped, _ = probe({"OTEL_TRACES_SAMPLER": "always_off", "OTELPIPE_RED_RECORD_UNSAMPLED": "false"}, "red")
+    assert dropped["red"]["series"] == []
+
+
+def test_log_correlation_access_log_and_system_metrics_switches() -> None:
+    on, _ = probe({}, "logs")
+    assert len(on["logs"]["trace_id"]) == 32
+    assert on["logs"]["request_hook"] == "flask_request_hook"
+    assert on["logs"]["system_metrics"] is True
+    off, _ = probe(
+        {
+            "OTELPIPE_LOG_CORRELATION": "false",
+            "OTELPIPE_ACCESS_LOG": "true",
+            "OTELPIPE_SYSTEM_METRICS": "false",
+        },
+        "logs",
+    )
+    assert off["logs"]["trace_id"] == ""
+    assert off["logs"]["request_hook"] == "request_hook"  # wraps the access log's hook
+    assert off["logs"]["system_metrics"] is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "notifier"),
+    [
+        ("OTELPIPE_ALERTMANAGER_URL", "http://127.0.0.1:9", "AlertmanagerNotifier"),
+        ("OTELPIPE_PAGERDUTY_ROUTING_KEY", "wiring-key", "PagerDutyNotifier"),
+        ("OTELPIPE_WEBHOOK_URL", "http://127.0.0.1:9/hook", "WebhookNotifier"),
+        ("OTELPIPE_CONSOLE_NOTIFIER", "true", "ConsoleNotifier"),
+    ],
+)
+def test_each_notifier_variable_adds_its_own_notifier(variable: str, value: str, notifier: str) -> None:
+    out, _ = probe({"OTELPIPE_SLO_FILE": str(DEMO_SLO), variable: value}, "incidents")
+    assert sorted(n["type"] for n in out["incidents"]["notifiers"]) == sorted([notifier, "OTLPEventNotifier"])
