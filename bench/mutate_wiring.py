@@ -10,7 +10,7 @@ of the package (`otelpipe/`, `processors/` -> `otelpipe/processors`, `exporters/
 subprocesses and the `otelpipe` CLI import the mutant too. One mutant runs at a time.
 
 Operators (aimed at wiring, not at value parsers, which tests/test_config.py covers directly):
-  setting-swap   a `Variable(...)` fills another field of the same type (config.py)
+  setting-swap   two `Variable(...)`s of the same type exchange the fields they fill (config.py)
   default-swap   a settings dataclass field takes another field's default (config.py)
   attr-swap      `settings.<section>.<field>` reads another field of the same type
   kwarg-drop     a keyword argument of a call is left out
@@ -195,7 +195,8 @@ def candidates(path: str, tree: ast.Module, sections: dict[str, dict[str, str]])
                 setting = str(node.args[1].value)
                 other = _setting_alternative(sections, setting)
                 if other:
-                    desc = f"{node.args[0].value if isinstance(node.args[0], ast.Constant) else '?'} fills {other}, not {setting}"
+                    variable = node.args[0].value if isinstance(node.args[0], ast.Constant) else "?"
+                    desc = f"{variable} fills {other}, not {setting} (and the other way round)"
                     yield Mutant(path, "setting-swap", index, line, other, desc)
             if name == "_default" and node.args and isinstance(node.args[0], ast.Constant):
                 setting = str(node.args[0].value)
@@ -256,8 +257,17 @@ def apply(tree: ast.Module, mutant: Mutant) -> ast.Module:
     tree = copy.deepcopy(tree)
     nodes = list(ast.walk(tree))
     node = nodes[mutant.index]
-    if mutant.op in ("setting-swap",):
-        assert isinstance(node, ast.Call)
+    if mutant.op == "setting-swap":  # two variables exchange fields: each field is still filled once
+        assert isinstance(node, ast.Call) and isinstance(node.args[1], ast.Constant)
+        other = next(
+            n
+            for n in nodes
+            if isinstance(n, ast.Call)
+            and ast.unparse(n.func) == "Variable"
+            and isinstance(n.args[1], ast.Constant)
+            and n.args[1].value == mutant.arg
+        )
+        other.args[1] = ast.Constant(node.args[1].value)
         node.args[1] = ast.Constant(mutant.arg)
     elif mutant.op == "default-swap":
         assert isinstance(node, ast.Call)
