@@ -130,7 +130,10 @@ def _slo_section(frame: Frame, width: int, compact: bool) -> list[RenderableType
             head.append(f" {objective:>6}  budget ")
             head.append_text(_budget(row.budget_remaining))
             out.append(_line(head, width))
-            out.append(_line(_burns(row, scale, prefix="  burn "), width))
+            burns = _burns(row, scale, prefix="  burn ")
+            if burns.cell_len > width:  # every window must show: drop the x, then wrap onto a second line
+                burns = _burns(row, scale, prefix="  burn x ", unit="")
+            out.append(burns if burns.cell_len > width else _line(burns, width))
         return out
     table = Table(title=title, expand=True, box=box.SIMPLE_HEAD)
     table.add_column("slo", no_wrap=True, overflow="ellipsis")
@@ -147,7 +150,7 @@ def _slo_section(frame: Frame, width: int, compact: bool) -> list[RenderableType
     return [table]
 
 
-def _burns(row: Any, scale: float, prefix: str = "") -> Text:
+def _burns(row: Any, scale: float, prefix: str = "", unit: str = "x") -> Text:
     """Every window, short to long, at its real length; a burn at or above 1x spends budget early."""
     text = Text(prefix)
     windows = sorted(row.burn_rates.items(), key=lambda item: _window_seconds(item[0]))
@@ -157,7 +160,7 @@ def _burns(row: Any, scale: float, prefix: str = "") -> Text:
         style = "bold red" if burn >= 14.4 else "yellow" if burn >= 1 else ""
         text.append(f"{real_window(window, scale)}:")
         shown = f"{burn:.0f}" if burn >= 10 else f"{burn:.1f}".removesuffix(".0")  # 444x, 2.5x, 0x
-        text.append(shown + "x", style=style)
+        text.append(shown + unit, style=style)
     if not windows:
         text.append("-")
     return text

@@ -151,3 +151,24 @@ def test_summary_is_printed_once_and_incidents_only_as_they_arrive() -> None:
     assert text.count("demo summary") == 1
     assert text.count("shop log lines with their trace ids") == 1
     assert "4xx answers (client errors)" in text
+
+
+def test_every_window_shows_even_when_the_burns_are_wide() -> None:
+    frame = _frame()
+    wide = {
+        "10s": 2000,
+        "1m": 2000,
+        "2m": 2000,
+        "4m": 2000,
+        "12m": 2000,
+        "48m": 1200,
+        "2h24m": 337,
+        "1d": 300,
+    }
+    frame.slo_rows = [*frame.slo_rows, SLORow("shop", "daily-orders", 0.9995, -300.0, wide)]
+    console = Console(width=80, height=24, record=True, file=io.StringIO())
+    console.print(render(frame, 80, 24))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 24 and max(map(len, lines)) <= 80
+    words = " ".join(" ".join(lines).split())
+    assert "burn x 14ms:2000 83ms:2000" in words and "12s:337 2m:300" in words  # wrapped, not cut
