@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,37 @@ def test_log_correlation_access_log_and_system_metrics_switches() -> None:
 def test_each_notifier_variable_adds_its_own_notifier(variable: str, value: str, notifier: str) -> None:
     out, _ = probe({"OTELPIPE_SLO_FILE": str(DEMO_SLO), variable: value}, "incidents")
     assert sorted(n["type"] for n in out["incidents"]["notifiers"]) == sorted([notifier, "OTLPEventNotifier"])
+
+
+def test_exemplars_and_service_graph_switch_off_independently() -> None:
+    no_exemplars, _ = probe({"OTELPIPE_RED_EXEMPLARS": "false"}, "red")
+    assert not any(s["exemplars"] for s in no_exemplars["red"]["series"])
+    assert no_exemplars["red"]["edges"] >= 1
+    no_graph, _ = probe({"OTELPIPE_SERVICE_GRAPH": "false"}, "red")
+    assert any(s["exemplars"] for s in no_graph["red"]["series"])
+    assert no_graph["red"]["edges"] == 0
+
+
+@pytest.mark.parametrize("unit", ["s", "ms"])
+def test_red_unit_reaches_the_exported_duration_histogram(unit: str) -> None:
+    env = {
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        "OTELPIPE_RED_UNIT": unit,
+    }
+    _, output = probe(env, "red")  # the console exporter prints the metrics once, at shutdown
+    duration = re.search(
+        r'"name": "traces\.span\.metrics\.duration",\s*"description": "[^"]*",\s*"unit": "(\w+)"', output
+    )
+    assert duration is not None, output[-2000:]
+    assert duration[1] == unit
+
+
+def test_strict_decides_whether_a_bad_slo_stops_start_up(tmp_path: Path) -> None:
+    spec = tmp_path / "slo.yaml"
+    bad = "  - name: broken\n    objective: 150\n    period: 30d\n    sli: {kind: availability}\n"
+    spec.write_text(DEMO_SLO.read_text().replace("slos:\n", "slos:\n" + bad, 1))
+    lenient, _ = probe({"OTELPIPE_SLO_FILE": str(spec)}, "incidents")
+    assert lenient["incidents"]["evaluation"] is True  # the bad SLO is skipped, the others run
+    with pytest.raises(AssertionError, match="OTELPIPE_SLO_FILE"):
+        probe({"OTELPIPE_SLO_FILE": str(spec), "OTELPIPE_STRICT": "true"}, "incidents")
