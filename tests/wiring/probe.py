@@ -106,14 +106,29 @@ def _logs(pipeline: Any) -> dict[str, Any]:
     with tracer.start_as_current_span("log inside", kind=SpanKind.SERVER):
         logging.getLogger("wiring.logs").warning("inside a span")
     hooks = otelpipe.pipeline.flask_instrumentor_kwargs()
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
     return {
         "trace_id": str(getattr(records[0], "trace_id", "")) if records else "",
         "request_hook": getattr(hooks.get("request_hook"), "__name__", None),
         "system_metrics": SystemMetricsInstrumentor().is_instrumented_by_opentelemetry,
+        "logs_bridged": LoggingInstrumentor().is_instrumented_by_opentelemetry,
     }
 
 
-SCENARIOS = {"red": _red, "redaction": _redaction, "incidents": _incidents, "logs": _logs}
+def _prefork(pipeline: Any) -> dict[str, Any]:
+    """Start the host evaluator's receiver (done at the first fork) and report how it forgets streams."""
+    pipeline.prefork.start_receiver()
+    return {"stale_after_s": pipeline.prefork.merger.stale_after_ns / 1e9}
+
+
+SCENARIOS = {
+    "red": _red,
+    "redaction": _redaction,
+    "incidents": _incidents,
+    "logs": _logs,
+    "prefork": _prefork,
+}
 
 
 def main() -> None:

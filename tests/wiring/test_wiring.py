@@ -249,5 +249,24 @@ def test_strict_decides_whether_a_bad_slo_stops_start_up(tmp_path: Path) -> None
     spec.write_text(DEMO_SLO.read_text().replace("slos:\n", "slos:\n" + bad, 1))
     lenient, _ = probe({"OTELPIPE_SLO_FILE": str(spec)}, "incidents")
     assert lenient["incidents"]["evaluation"] is True  # the bad SLO is skipped, the others run
+    # system metrics off: strict must be what stops start-up, not another switch that happens to be on
+    strict = {"OTELPIPE_SLO_FILE": str(spec), "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS": "false"}
     with pytest.raises(AssertionError, match="OTELPIPE_SLO_FILE"):
-        probe({"OTELPIPE_SLO_FILE": str(spec), "OTELPIPE_STRICT": "true"}, "incidents")
+        probe(strict, "incidents")
+
+
+def test_push_interval_and_stale_after_reach_the_host_evaluator() -> None:
+    env = {"OTELPIPE_SLO_FILE": str(DEMO_SLO), "OTELPIPE_PREFORK_PUSH_INTERVAL": "2s"}
+    out, _ = probe({**env, "OTELPIPE_STREAM_STALE_AFTER": "45s"}, "prefork")
+    assert out["prefork"]["stale_after_s"] == 40.0  # 20 push intervals, under the stale-after bound
+    out, _ = probe(
+        {**env, "OTELPIPE_STREAM_STALE_AFTER": "35s", "OTELPIPE_PREFORK_PUSH_INTERVAL": "10s"}, "prefork"
+    )
+    assert out["prefork"]["stale_after_s"] == 35.0
+
+
+def test_stdlib_logs_are_bridged_only_when_otelpipe_is_enabled() -> None:
+    on, _ = probe({"OTEL_LOGS_EXPORTER": "console"}, "logs")
+    assert on["logs"]["logs_bridged"] is True
+    off, _ = probe({"OTEL_LOGS_EXPORTER": "console", "OTELPIPE_ENABLED": "false"}, "logs")
+    assert off["logs"]["logs_bridged"] is False
