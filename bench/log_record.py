@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import get_current_span
 from otelpipe.processors.json_formatter import JsonFormatter
 from otelpipe.processors.log_correlation import install_log_correlation
+from otelpipe.processors.redaction import RedactingFilter, Redactor
 from pythonjsonlogger.json import JsonFormatter as PjlFormatter
 
 ROUNDS = 9
@@ -65,6 +66,19 @@ def otelpipe_correlation() -> Callable[[], None]:
     return install_log_correlation("bench", "1.0", "bench").uninstall
 
 
+def otelpipe_correlation_redaction() -> Callable[[], None]:
+    """otelpipe's defaults on the app's stream handler: correlation fields and the redacting filter."""
+    teardown = otelpipe_correlation()
+    f = RedactingFilter(Redactor())
+    handler.addFilter(f)
+
+    def undo() -> None:
+        handler.removeFilter(f)
+        teardown()
+
+    return undo
+
+
 def naive_filter() -> Callable[[], None]:
     f = NaiveFilter()
     handler.addFilter(f)
@@ -95,6 +109,7 @@ def main() -> None:
     results = {
         "plain record": median_us(plain),
         "+ otelpipe correlation": median_us(otelpipe_correlation),
+        "+ otelpipe corr. + redaction": median_us(otelpipe_correlation_redaction),
         "+ naive hex filter": median_us(naive_filter),
         "+ instrumentation-logging": median_us(instrumentation_logging),
         "plain record (again)": median_us(plain),

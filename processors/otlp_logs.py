@@ -17,8 +17,9 @@ from otelpipe.processors.request_id import SPAN_ATTRIBUTE, get_request_id
 
 _logger = logging.getLogger("otelpipe.logs")
 
-# Stdlib-record copies of what OTLP carries natively (trace/span ids, flags, resource).
-_DUPLICATES = CORRELATION_FIELDS - {"request_id"}
+# Removed from attributes: stdlib-record copies of what OTLP carries natively (trace/span ids,
+# flags, resource), and ``request_id`` (exported as `SPAN_ATTRIBUTE`).
+_DROPPED = CORRELATION_FIELDS
 # Nesting levels kept in a structured log body (protobuf's decoder stops at 100 nested messages,
 # and each level costs about three).
 _MAX_BODY_DEPTH = 16
@@ -94,21 +95,24 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
         # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone.
         if not isinstance(attributes, MutableMapping):
             return
-        request_id = attributes.get("request_id") or get_request_id()
+        # The SDK's BoundedAttributes keeps a plain dict in `_dict`: reading and deleting through it
+        # costs C-level dict operations instead of the Mapping ABC's Python-level ones (a dozen
+        # correlation keys per record). Deleting never needs the bounds or value cleaning.
+        inner = getattr(attributes, "_dict", None)
+        view: MutableMapping[str, Any] = inner if type(inner) is dict else attributes
+        request_id = view.get("request_id") or get_request_id()
         if self._drop:
-            for key in _DUPLICATES & attributes.keys():
-                del attributes[key]
-            if "request_id" in attributes:
-                del attributes["request_id"]
-        if request_id and SPAN_ATTRIBUTE not in attributes:
+            for key in _DROPPED.intersection(view):
+                del view[key]
+        if request_id and SPAN_ATTRIBUTE not in view:
             attributes[SPAN_ATTRIBUTE] = request_id
         for key, value in self._static.items():
-            if key not in attributes:
+            if key not in view:
                 attributes[key] = value
         redactor = self._redactor
         if redactor is None:
             return
-        changes = redactor.changed_items(attributes)
+        changes = redactor.changed_items(view)
         for key, value in changes.items():
             attributes[key] = value
         body = record.body

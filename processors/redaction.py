@@ -138,6 +138,9 @@ MAX_CHUNK = 16384
 # Wall-clock budget for the user's own OTELPIPE_REDACT_PATTERNS on one value; past it the value is
 # masked whole (fail closed) and the timeout counted.
 CUSTOM_PATTERN_TIMEOUT_S = 0.02
+# Values `redact_value` returns unchanged under a non-secret key (exact types: a subclass may print
+# as anything).
+_CLEAN_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
 _DIGIT_GROUP = re.compile(r"[0-9]+")
 # A 13-19-digit group, or a stretch of 3-6-digit groups joined by one space or dash, optionally
 # ended by a 1-2-digit group. Every group is checked whole by a lookahead, so nothing backtracks.
@@ -406,6 +409,20 @@ class Redactor:
             self._id_key_cache[key] = cached
         return cached
 
+    def known_clean(self, key: object, value: object) -> bool:
+        """True when the caches already show ``redact_value(key, value)`` returns ``value`` itself.
+
+        A few dict lookups instead of a scan: the key is a known non-secret and the value is a
+        scalar, a string under a trace/span id key, or a short string already seen clean. False
+        means "unknown", never "secret": the caller then runs the full `redact_value`.
+        """
+        if self._key_cache.get(key) is not False:  # type: ignore[call-overload]
+            return False
+        kind = type(value)
+        if kind is str:
+            return self._id_key_cache.get(key) is True or self._text_cache.get(value) == value  # type: ignore[call-overload]
+        return kind in _CLEAN_SCALARS
+
     def _key_value_spans(self, text: str) -> list[tuple[int, int]]:
         """Spans of the values of secret keys written as ``key=value`` in ``text``, left to right."""
         spans: list[tuple[int, int]] = []
@@ -566,12 +583,11 @@ class Redactor:
     def changed_items(self, mapping: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
         """Only the entries whose value must change: cheap to apply in place to SDK attributes."""
         changes: dict[str, Any] = {}
-        known_keys = self._key_cache
-        known_texts = self._text_cache
+        known_clean = self.known_clean
         for key, value in mapping.items():
-            # Fast path for the common case: a known non-secret key and a short value already
-            # seen clean (the first time, redact_value fills both caches).
-            if type(value) is str and known_keys.get(key) is False and known_texts.get(value) == value:
+            # Fast path for the common case: a known non-secret key with a scalar, an id, or a short
+            # value already seen clean (the first time, redact_value fills the caches).
+            if known_clean(key, value):
                 continue
             new = self.redact_value(str(key), value, _depth)
             if new is not value and new != value:
@@ -616,6 +632,7 @@ _SCALARS = (int, float, bool, type(None))
 # Where `RedactingFilter` leaves the masked ``str(exception)``: the exception object itself is the
 # app's and stays untouched, so formatters (JsonFormatter) read the message from here.
 EXCEPTION_MESSAGE_ATTR = "otelpipe_exception_message"
+_EXCEPTION_FORMATTER = logging.Formatter()  # stateless for formatException; one per process
 
 
 def _text_of(value: object) -> str:
@@ -670,8 +687,13 @@ class RedactingFilter(logging.Filter):
         else:
             record.msg = self._redact_arg(record.msg)
         attrs = record.__dict__
-        for key in [k for k in attrs if k not in _STANDARD_RECORD_ATTRS]:
+        known_clean = redactor.known_clean
+        # Extras (the correlation fields among them) are checked against the caches first: a
+        # record's dozen known-clean extras then cost a few dict lookups each, not a scan.
+        for key in attrs.keys() - _STANDARD_RECORD_ATTRS:
             value = attrs[key]
+            if known_clean(key, value):
+                continue
             if redactor.is_secret_key(key) or isinstance(value, (str, bytes, Mapping, list, tuple)):
                 new = redactor.redact_value(key, value)
             else:
@@ -680,7 +702,7 @@ class RedactingFilter(logging.Filter):
                 attrs[key] = new
         exc_info = record.exc_info
         if exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(exc_info)
+            record.exc_text = _EXCEPTION_FORMATTER.formatException(exc_info)
         if record.exc_text:
             record.exc_text = redactor.redact_text(record.exc_text)
         if exc_info and exc_info[1] is not None:
