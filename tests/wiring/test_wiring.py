@@ -124,6 +124,7 @@ def test_incident_settings_reach_engine_and_notifiers() -> None:
     assert incidents["hold_down_s"] == 42.0
     webhook = next(n for n in incidents["notifiers"] if n["type"] == "WebhookNotifier")
     assert webhook["format"] == "slack"
+    assert webhook["url"] == "http://127.0.0.1:9/hook"
     assert all(n["queue_size"] == 7 and n["timeout_s"] == 3.0 for n in incidents["notifiers"])
 
 
