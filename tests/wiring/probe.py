@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -132,7 +133,10 @@ SCENARIOS = {
 
 
 def main() -> None:
-    pipeline = otelpipe.configure()
+    if os.environ.get("WIRING_PROBE_ROUTE") == "opentelemetry-instrument":  # the configurator's route
+        pipeline = otelpipe.pipeline.configure_from_auto_instrumentation()
+    else:
+        pipeline = otelpipe.configure()
     out = {name: SCENARIOS[name](pipeline) for name in sys.argv[1:]}
     pipeline.shutdown()
     print("PROBE " + json.dumps(out), flush=True)

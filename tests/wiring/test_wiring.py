@@ -271,3 +271,34 @@ def test_stdlib_logs_are_bridged_only_when_otelpipe_is_enabled() -> None:
     assert on["logs"]["logs_bridged"] is True
     off, _ = probe({"OTEL_LOGS_EXPORTER": "console", "OTELPIPE_ENABLED": "false"}, "logs")
     assert off["logs"]["logs_bridged"] is False
+
+
+def test_the_instrument_route_leaves_log_bridge_and_system_metrics_to_its_instrumentors() -> None:
+    out, _ = probe(
+        {"OTEL_LOGS_EXPORTER": "console", "WIRING_PROBE_ROUTE": "opentelemetry-instrument"}, "logs"
+    )
+    assert out["logs"]["logs_bridged"] is False  # opentelemetry-instrument's logging instrumentor bridges
+    assert out["logs"]["system_metrics"] is False  # and its system-metrics entry point records them
+
+
+def test_unusable_state_dir_stops_start_up_only_in_strict_mode(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    env = {"OTELPIPE_SLO_FILE": str(DEMO_SLO), "OTELPIPE_STATE_DIR": str(not_a_dir)}
+    lenient, _ = probe(env, "incidents")
+    assert lenient["incidents"]["evaluation"] is True
+    assert not lenient["incidents"]["persistent_windows"]  # kept in memory instead
+    with pytest.raises(AssertionError, match="OTELPIPE_STATE_DIR"):
+        probe({**env, "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS": "false"}, "incidents")
+
+
+def test_redaction_reaches_otlp_log_records() -> None:
+    env = {
+        "OTEL_LOGS_EXPORTER": "console",
+        "OTELPIPE_REDACT_KEYS": "customfield",
+        "OTELPIPE_REDACT_PATTERNS": r"ORDER-\d+",
+    }
+    _, output = probe(env, "redaction")  # the console exporter prints each OTLP log record
+    assert '"body": "customfield=' in output  # the record was exported
+    assert "visible-value" not in output
+    assert "ORDER-777" not in output
