@@ -12,10 +12,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otelpipe.alerts import AlertState
 from otelpipe.diagnostics import logger, warn_limited
+
+if TYPE_CHECKING:
+    from otelpipe.incidents.engine import IncidentEngine
+    from otelpipe.incidents.metric_rules import MetricRuleEvaluator
+    from otelpipe.incidents.rules import RuleEvaluator
+    from otelpipe.processors.metric_snapshot import MetricSnapshot
+    from otelpipe.slo.evaluator import SLOEvaluator
 
 _log = logger("evaluation")
 
@@ -24,11 +31,11 @@ _log = logger("evaluation")
 class Evaluation:
     """The stateful parts one loop drives; rebuilt from scratch in a forked child."""
 
-    evaluator: Any | None = None  # otelpipe.slo.SLOEvaluator
-    rules: Any | None = None  # otelpipe.incidents.rules.RuleEvaluator
-    engine: Any | None = None  # otelpipe.incidents.IncidentEngine
-    metric_rules: Any | None = None  # otelpipe.incidents.metric_rules.MetricRuleEvaluator
-    metric_snapshot: Callable[[], Any] | None = None  # MetricSnapshotReader.snapshot, collected per tick
+    evaluator: SLOEvaluator | None = None
+    rules: RuleEvaluator | None = None
+    engine: IncidentEngine | None = None
+    metric_rules: MetricRuleEvaluator | None = None
+    metric_snapshot: Callable[[], MetricSnapshot] | None = None  # MetricSnapshotReader.snapshot, per tick
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider
@@ -28,12 +28,28 @@ from opentelemetry.sdk._configuration import (
     _initialize_components,
 )
 from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind
 
 from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, sdk_disabled, service_name
 from otelpipe.diagnostics import logger
+
+if TYPE_CHECKING:  # the components are imported lazily at run time, only when switched on
+    from opentelemetry._logs import LoggerProvider
+    from opentelemetry.metrics import Meter, MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from otelpipe.evaluation import EvaluationLoop
+    from otelpipe.fleet.prefork import PreforkMerge
+    from otelpipe.incidents.engine import IncidentEngine
+    from otelpipe.incidents.notifier import Notifier
+    from otelpipe.processors.export_drops import ExportDropCounts
+    from otelpipe.processors.metric_snapshot import MetricSnapshotReader
+    from otelpipe.processors.red import REDStore
+    from otelpipe.processors.redaction import Redactor
+    from otelpipe.slo.evaluator import SLOEvaluator
 
 _log = logger()
 _lock = threading.Lock()
@@ -45,22 +61,26 @@ class Pipeline:
     """Handle on what `configure()` built: flush it, shut it down, or reach its components."""
 
     settings: Settings
-    tracer_provider: Any = None
-    meter_provider: Any = None
-    logger_provider: Any = None
-    red_store: Any = None
-    export_counts: Any = None  # otelpipe.processors.export_drops.ExportDropCounts
-    redactor: Any = None  # otelpipe.processors.redaction.Redactor when OTELPIPE_REDACT is on
-    slo_evaluator: Any = None
-    incident_engine: Any = None
-    evaluation: Any = None  # otelpipe.evaluation.EvaluationLoop
-    prefork: Any = None  # otelpipe.fleet.prefork.PreforkMerge (OTELPIPE_SLO_EVALUATION=host)
-    metric_reader: Any = None  # otelpipe.processors.metric_snapshot.MetricSnapshotReader, with metric rules
-    notifiers: list[Any] = field(default_factory=list)
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    logger_provider: LoggerProvider | None = None
+    red_store: REDStore | None = None
+    export_counts: ExportDropCounts | None = None
+    redactor: Redactor | None = None  # when OTELPIPE_REDACT is on
+    slo_evaluator: SLOEvaluator | None = None
+    incident_engine: IncidentEngine | None = None
+    evaluation: EvaluationLoop | None = None
+    prefork: PreforkMerge | None = None  # OTELPIPE_SLO_EVALUATION=host, after the first fork
+    metric_reader: MetricSnapshotReader | None = None  # with metric rules
+    notifiers: list[Notifier] = field(default_factory=list)
     config_errors: tuple[ConfigError, ...] = ()
     _ticker: Any = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _shut: bool = False
+
+    def meter(self, name: str) -> Meter:
+        """A meter of this pipeline's meter provider (the global one before `configure()` set it)."""
+        return (self.meter_provider or get_meter_provider()).get_meter(name)
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Export everything pending on all providers; False if something did not finish in time."""
@@ -374,11 +394,14 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
     from otelpipe.processors.export_drops import register_export_metrics
 
-    register_export_metrics(pipeline.meter_provider.get_meter("otelpipe.export"), export_counts)
+    register_export_metrics(pipeline.meter("otelpipe.export"), export_counts)
     if store is not None:
         from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
 
-        attach_red_producer(pipeline.meter_provider, REDMetricProducer(store, unit=settings.red.unit))
+        if isinstance(pipeline.meter_provider, SDKMeterProvider):
+            attach_red_producer(pipeline.meter_provider, REDMetricProducer(store, unit=settings.red.unit))
+        else:  # a provider set before otelpipe's: its readers are not ours to extend
+            _log.error("the global MeterProvider is not the SDK's; RED metrics are not exported")
 
     resource = _resource_attributes(pipeline.tracer_provider)
     if settings.logs.correlation:
@@ -517,7 +540,7 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         pipeline.config_errors = (*pipeline.config_errors, error)
         return
     pipeline.config_errors = (*pipeline.config_errors, *skipped)
-    meter = pipeline.meter_provider.get_meter("otelpipe.incidents")
+    meter = pipeline.meter("otelpipe.incidents")
     metric_reader = _metric_reader(pipeline) if metric_rules else None
     if metric_reader is not None:
         _warn_without_system_metrics(metric_rules)
@@ -592,7 +615,7 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         evaluator = loop.evaluation.evaluator
         return evaluator.status() if evaluator is not None else []
 
-    register_slo_metrics(pipeline.meter_provider.get_meter("otelpipe.slo"), current_status)
+    register_slo_metrics(pipeline.meter("otelpipe.slo"), current_status)
     pipeline.slo_evaluator = loop.evaluation.evaluator
     pipeline.incident_engine = loop.evaluation.engine
     pipeline.evaluation = loop

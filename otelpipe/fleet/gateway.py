@@ -160,7 +160,7 @@ def start_gateway(
     positions = StreamPositions(merger, settings.state_dir, settings.slo.save_interval_s)
     positions.restore()
     loop.set_source(positions)
-    _register_gauges(pipeline.meter_provider.get_meter("otelpipe.gateway"), merger)
+    _register_gauges(pipeline.meter("otelpipe.gateway"), merger)
     receiver = OTLPReceiver(merger.receive, host=host, grpc_port=grpc_port, http_port=http_port)
     try:
         receiver.start()
