@@ -20,7 +20,7 @@ from otelpipe.slo.check import check_slo_file
 from otelpipe.slo.dashboard import generate_dashboard
 from otelpipe.slo.durations import format_duration, parse_duration
 from otelpipe.slo.evaluator import SLOEvaluator, SLOStatus
-from otelpipe.slo.rules import PrometheusNames, generate_rules
+from otelpipe.slo.prometheus_rules import PrometheusNames, generate_rules
 from otelpipe.slo.spec import SLOSpecError, load_spec
 from otelpipe.slo.state import STATE_FILE_NAME, SavedSLO, read_saved
 from otelpipe.slo.wording import budget_short, human_duration

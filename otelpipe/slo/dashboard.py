@@ -12,7 +12,7 @@ from typing import Any
 
 from otelpipe.slo.identity import sloth_id
 from otelpipe.slo.model import SLO, SLOSpec
-from otelpipe.slo.rules import prometheus_window
+from otelpipe.slo.prometheus_rules import prometheus_window
 
 _DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -30,7 +30,7 @@ from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 
 from otelpipe.incidents.engine import IncidentEngine
 from otelpipe.slo.evaluator import SLOEvaluator
-from otelpipe.slo.rules import generate_rules
+from otelpipe.slo.prometheus_rules import generate_rules
 from otelpipe.slo.spec import load_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from otelpipe.slo.rules import PrometheusNames, generate_rules
+from otelpipe.slo.prometheus_rules import PrometheusNames, generate_rules
 from otelpipe.slo.spec import parse_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]

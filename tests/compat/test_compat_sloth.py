@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from otelpipe.slo.identity import identity_labels
-from otelpipe.slo.rules import generate_rules
+from otelpipe.slo.prometheus_rules import generate_rules
 from otelpipe.slo.spec import SLOSpecError, parse_spec
 
 HERE = Path(__file__).parent / "sloth"

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from otelpipe.incidents.metric_promql import expression, metric_rule_group
 from otelpipe.incidents.metric_rules import load_metric_rules, parse_metric_rules
-from otelpipe.slo.rules import generate_rules
+from otelpipe.slo.prometheus_rules import generate_rules
 from otelpipe.slo.spec import load_spec
 
 DEMO = Path(__file__).resolve().parents[2] / "otelpipe" / "demo" / "slo.yaml"

@@ -5,7 +5,7 @@ path: tests are not a package). Everything is real: `tests/integration/flaky_app
 `opentelemetry-instrument` with otelpipe's configurator, exposes `/metrics` through
 opentelemetry-exporter-prometheus, evaluates the SLO spec every `slo_interval` seconds and posts
 incidents to a local webhook; Debian's `prometheus` scrapes `/metrics` and evaluates the rules
-`otelpipe.slo.rules.write_rules` generated from the same spec.
+`otelpipe.slo.prometheus_rules.write_rules` generated from the same spec.
 
 Detection times are wall-clock (`time.time()`) in this process: the burst starts when the app
 is asked to switch to 100 % errors; in-process detection is the arrival of the webhook's
@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from otelpipe.slo.rules import alert_name, write_rules
+from otelpipe.slo.prometheus_rules import alert_name, write_rules
 from otelpipe.slo.spec import load_spec
 
 FLAKY_APP = Path(__file__).with_name("flaky_app.py")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from otelpipe.incidents.metric_rules import load_metric_rules
-from otelpipe.slo.rules import PrometheusNames, alert_name, generate_rules, write_rules
+from otelpipe.slo.prometheus_rules import PrometheusNames, alert_name, generate_rules, write_rules
 from otelpipe.slo.spec import SLOSpecError, load_spec, parse_spec
 
 ROOT = Path(__file__).parents[2]
