@@ -17,18 +17,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from otelpipe import __version__
-from otelpipe.config import OTEL_VARIABLES, VARIABLES, load_settings, parse_duration
+from otelpipe.cli_io import CLIError, error, is_terminal, print_json, problem
+from otelpipe.config import OTEL_VARIABLES, VARIABLES, LoadedSettings, load_settings, parse_duration
 from otelpipe.diagnostics import looks_secret, shown_value
 from otelpipe.slo.durations import format_duration
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    loaded = load_settings(strict=False)
-    table = Table(title="otelpipe effective configuration", show_lines=False)
-    table.add_column("variable")
-    table.add_column("value")
-    table.add_column("source")
+def _check_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
+    """(variable, value as shown, source) for every otelpipe and SDK variable; secrets masked."""
+    rows: list[tuple[str, str, str]] = []
     for variable in VARIABLES:
         raw = os.environ.get(variable.name)
         value = loaded.values[variable.name]
@@ -45,13 +42,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
         else:
             shown = f"{value:g}" if isinstance(value, float) else str(value)
         shown = shown_value(variable.name, shown)  # URL passwords and query tokens (trace URL template)
-        table.add_row(variable.name, shown, "env" if raw not in (None, "") else "default")
+        rows.append((variable.name, shown, "env" if raw not in (None, "") else "default"))
     for name, _meaning in OTEL_VARIABLES:
         raw = os.environ.get(name)
         shown = shown_value(name, raw) if raw else "(unset)"  # headers, OTLP endpoint passwords
-        table.add_row(name, shown, "env" if raw else "SDK default")
-    console.print(table)
+        rows.append((name, shown, "env" if raw else "SDK default"))
+    return rows
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    loaded = load_settings(strict=False)
+    rows = _check_rows(loaded)
     errors = [str(error) for error in loaded.errors]
+    warnings: list[str] = list(getattr(loaded, "warnings", ()))
+    slo_summary: dict[str, object] | None = None
     slo_file = loaded.settings.slo.file
     if slo_file:
         from otelpipe.slo.check import check_slo_file
@@ -59,45 +63,65 @@ def _cmd_check(args: argparse.Namespace) -> int:
         # the same boundaries the app's RED store will use, so a latency threshold is judged as at start-up
         checked = check_slo_file(slo_file, loaded.settings.red.buckets)
         errors.extend(f"OTELPIPE_SLO_FILE: {problem}" for problem in checked.errors)
-        console.print(
-            f"SLO file {slo_file}: {len(checked.spec.slos)} SLO(s) and "
-            f"{len(checked.rules) + len(checked.metric_rules)} rule(s) will run"
-            + (f"; {len(checked.errors)} problem(s), each skipped at start-up" if checked.errors else "")
-        )
-    hooks_ok = _print_sdk_hooks(console)
+        slo_summary = {
+            "file": slo_file,
+            "slos": len(checked.spec.slos),
+            "rules": len(checked.rules) + len(checked.metric_rules),
+            "problems": len(checked.errors),
+        }
+    from otelpipe._sdk import check_sdk_hooks, sdk_version
     from otelpipe.instrumentations import skipped_instrumentations
 
-    for skipped in skipped_instrumentations():
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold yellow]warning[/]: {escape(skipped)}"
-        )
-    if errors:
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        for error in errors:
-            err.print(f"[bold red]error[/]: {escape(error)}")
-        err.print(f"{len(errors)} configuration error(s)")
-        return 1
-    if not hooks_ok:
-        return 1
-    console.print("configuration OK")
-    return 0
-
-
-def _print_sdk_hooks(console: Console) -> bool:
-    """One line for the SDK otelpipe runs on; one error per private hook it lacks (see otelpipe._sdk)."""
-    from otelpipe._sdk import check_sdk_hooks, sdk_version
-
-    results = check_sdk_hooks()
-    missing = [result for result in results if not result.ok]
-    console.print(
-        f"opentelemetry-sdk {sdk_version()}: {len(results) - len(missing)}/{len(results)} SDK hooks present"
+    hooks = check_sdk_hooks()
+    missing = [result for result in hooks if not result.ok]
+    errors.extend(
+        f"SDK hook {result.hook.symbol} missing ({result.error}): {result.hook.degraded}"
+        for result in missing
     )
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for result in missing:
-        err.print(
-            f"[bold red]error[/]: SDK hook {result.hook.symbol} missing ({result.error}): {result.hook.degraded}"
+    warnings.extend(skipped_instrumentations())
+    code = 1 if errors else 0  # 1: the check ran and found problems (2 is kept for bad command input)
+    if args.json:
+        print_json(
+            {
+                "ok": not errors,
+                "variables": [{"name": n, "value": v, "source": s} for n, v, s in rows],
+                "slo_file": slo_summary,
+                "sdk": {"version": sdk_version(), "hooks": len(hooks), "hooks_missing": len(missing)},
+                "errors": errors,
+                "warnings": warnings,
+            }
         )
-    return not missing
+        return code
+    if is_terminal():
+        console = Console(highlight=False, soft_wrap=True)
+        table = Table(title="otelpipe effective configuration", show_lines=False)
+        for column in ("variable", "value", "source"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+    else:  # piped: plain aligned lines at full width, never a name cut to fit 80 columns
+        width = max(len(name) for name, _, _ in rows)
+        value_width = min(60, max(len(value) for _, value, _ in rows))
+        for name, value, source in rows:
+            print(f"{name:<{width}}  {value:<{value_width}}  {source}")
+    if slo_summary is not None:
+        problems = int(str(slo_summary["problems"]))
+        print(
+            f"SLO file {slo_file}: {slo_summary['slos']} SLO(s) and {slo_summary['rules']} rule(s) will run"
+            + (f"; {problems} problem(s), each skipped at start-up" if problems else "")
+        )
+    print(f"opentelemetry-sdk {sdk_version()}: {len(hooks) - len(missing)}/{len(hooks)} SDK hooks present")
+    sys.stdout.flush()
+    for warning in warnings:
+        print(f"otelpipe: warning: {warning}", file=sys.stderr)
+    for error_line in errors:
+        problem(error_line)
+    if errors:
+        print(f"{len(errors)} configuration error(s)", file=sys.stderr)
+        return code
+    print("configuration OK")
+    return 0
 
 
 def _cmd_sink(args: argparse.Namespace) -> int:
@@ -169,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="print the effective configuration and every configuration error")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_cmd_check)
 
     sink = sub.add_parser(
@@ -217,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         sys.stdout.flush()
+    except CLIError as exc:
+        return error(str(exc))
     except BrokenPipeError:
         # the reader stopped early (`| head`): end quietly, as other command-line tools do; stdout
         # goes to /dev/null so the interpreter's final flush does not complain either

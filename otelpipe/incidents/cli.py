@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
+from otelpipe.cli_io import error
 from otelpipe.incidents.document import incident_document
+from otelpipe.incidents.model import Incident
 from otelpipe.incidents.report import format_list, format_report, report_json, summarize
 from otelpipe.incidents.store import FILENAME, IncidentStore
 from otelpipe.slo.durations import parse_duration
@@ -38,29 +39,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         sub.set_defaults(func=handler)
 
 
-def _history(args: argparse.Namespace) -> tuple[IncidentStore, float | None] | int:
+def _history(args: argparse.Namespace) -> tuple[IncidentStore | None, float | None] | int:
+    """The open store and the `--since` cut-off; no store when the directory has no history yet."""
     if not args.state_dir:
-        print(
-            "no state directory: pass --state-dir or set OTELPIPE_STATE_DIR as the app has it",
-            file=sys.stderr,
-        )
-        return 2
+        return error("no state directory: pass --state-dir or set OTELPIPE_STATE_DIR as the app has it")
     since = None
     if args.since:
         try:
             since = time.time() - parse_duration(args.since)
         except ValueError:
-            print(f"--since: got {args.since!r}, expected a duration such as 24h or 7d", file=sys.stderr)
-            return 2
+            return error(f"--since: got {args.since!r}, expected a duration such as 24h or 7d")
+    if not Path(args.state_dir).is_dir():
+        return error(f"no state directory {args.state_dir} (no incident history there)")
     if not (Path(args.state_dir) / FILENAME).is_file():
-        print(f"no incident history in {args.state_dir} (no {FILENAME})", file=sys.stderr)
-        return 1
+        return None, since  # the app has not recorded an incident yet: an empty history, not an error
     try:
         store = IncidentStore(args.state_dir)
     except (OSError, sqlite3.Error) as exc:
-        print(f"cannot open incident history in {args.state_dir}: {exc}", file=sys.stderr)
-        return 1
+        return error(f"cannot open incident history in {args.state_dir}: {exc}")
     return store, since
+
+
+def _incidents(store: IncidentStore | None, limit: int | None, since: float | None) -> list[Incident]:
+    if store is None:
+        return []
+    try:
+        return list(store.history(limit, since=since))
+    finally:
+        store.close()
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -68,10 +74,7 @@ def _list(args: argparse.Namespace) -> int:
     if isinstance(opened, int):
         return opened
     store, since = opened
-    try:
-        incidents = store.history(None if args.open else args.limit, since=since)
-    finally:
-        store.close()
+    incidents = _incidents(store, None if args.open else args.limit, since)
     if args.open:
         incidents = [i for i in incidents if i.status == "open"][: args.limit]
     text = (
@@ -88,9 +91,6 @@ def _report(args: argparse.Namespace) -> int:
     if isinstance(opened, int):
         return opened
     store, since = opened
-    try:
-        report = summarize(store.history(since=since))
-    finally:
-        store.close()
+    report = summarize(_incidents(store, None, since))
     print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
     return 0

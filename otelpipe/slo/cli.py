@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from otelpipe.cli_io import error, input_path, print_json, problem, shown, write_output
 from otelpipe.config import load_settings
 from otelpipe.incidents.metric_rules import load_metric_rules
 from otelpipe.incidents.rules import RuleSpecError
@@ -39,12 +40,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=os.environ.get("OTELPIPE_STATE_DIR") or None,
         help=f"directory holding {STATE_FILE_NAME} (default: $OTELPIPE_STATE_DIR, as the app has it)",
     )
-    status.add_argument("--spec", help="spec file: recompute figures for now from the saved windows")
+    status.add_argument(
+        "--spec", help="spec file (- for stdin): recompute figures for now from the saved windows"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
 
     rules = commands.add_parser("rules", help="write Prometheus recording and alerting rules for a spec")
-    rules.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
-    rules.add_argument("-o", "--output", help="file to write (default: stdout)")
+    rules.add_argument("spec", help="SLO spec file (native or OpenSLO v1), - for stdin")
+    rules.add_argument("-o", "--output", help="file to write (default or -: stdout)")
     rules.add_argument(
         "--unit",
         choices=("ms", "s"),
@@ -60,32 +64,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rules.set_defaults(func=_rules)
 
     dashboard = commands.add_parser("dashboard", help="write a Grafana dashboard JSON for a spec")
-    dashboard.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
-    dashboard.add_argument("-o", "--output", help="file to write (default: stdout)")
+    dashboard.add_argument("spec", help="SLO spec file (native or OpenSLO v1), - for stdin")
+    dashboard.add_argument("-o", "--output", help="file to write (default or -: stdout)")
     dashboard.set_defaults(func=_dashboard)
 
     validate = commands.add_parser(
         "validate", help="check a spec (SLOs and rules), print every problem and what it declares"
     )
-    validate.add_argument("spec", help="SLO spec file (native or OpenSLO v1)")
+    validate.add_argument("spec", help="SLO spec file (native or OpenSLO v1), - for stdin")
     validate.add_argument(
         "--boundaries",
         help="RED histogram boundaries in seconds, comma-separated, to check latency thresholds against "
         "(default: OTELPIPE_RED_BUCKETS or its default, as the app uses)",
     )
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
     validate.set_defaults(func=_validate)
-
-
-def _error(message: str) -> int:
-    print(f"otelpipe slo: {message}", file=sys.stderr)
-    return 2
-
-
-def _write(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
 
 
 def _rules(args: argparse.Namespace) -> int:
@@ -96,29 +89,31 @@ def _rules(args: argparse.Namespace) -> int:
         try:
             boundaries = [float(b) for b in args.boundaries.split(",") if b.strip()]
         except ValueError:
-            return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.4,0.8")
-    try:
-        spec = load_spec(args.spec)
-        metric_rules = load_metric_rules(args.spec)
-        text = generate_rules(
-            spec,
-            names=PrometheusNames.for_unit(unit),
-            boundaries=boundaries,
-            metric_rules=metric_rules,
-        )
-    except (SLOSpecError, RuleSpecError) as exc:
-        return _error(str(exc))
-    _write(text, args.output)
+            return error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.4,0.8")
+    with input_path(args.spec) as path:
+        try:
+            spec = load_spec(path)
+            metric_rules = load_metric_rules(path)
+            text = generate_rules(
+                spec,
+                names=PrometheusNames.for_unit(unit),
+                boundaries=boundaries,
+                metric_rules=metric_rules,
+            )
+        except (SLOSpecError, RuleSpecError, OSError) as exc:
+            return error(shown(str(exc), path, args.spec))
+    write_output(text, args.output)
     return 0
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    try:
-        spec = load_spec(args.spec)
-        metric_rules = load_metric_rules(args.spec)
-    except (SLOSpecError, RuleSpecError) as exc:
-        return _error(str(exc))
-    _write(generate_dashboard(spec, metric_rules=metric_rules), args.output)
+    with input_path(args.spec) as path:
+        try:
+            spec = load_spec(path)
+            metric_rules = load_metric_rules(path)
+        except (SLOSpecError, RuleSpecError, OSError) as exc:
+            return error(shown(str(exc), path, args.spec))
+    write_output(generate_dashboard(spec, metric_rules=metric_rules), args.output)
     return 0
 
 
@@ -127,22 +122,59 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             boundaries = tuple(float(b) for b in args.boundaries.split(",") if b.strip())
         except ValueError:
-            return _error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.25,0.5")
+            return error(f"--boundaries: got {args.boundaries!r}, expected numbers such as 0.1,0.25,0.5")
     else:
         # what the app's RED store will use (OTELPIPE_RED_BUCKETS or its default)
         boundaries = load_settings(strict=False).settings.red.buckets
-    checked = check_slo_file(args.spec, boundaries)
-    for problem in checked.errors:
-        print(f"error: {problem}", file=sys.stderr)
-    if checked.errors:
+    with input_path(args.spec) as path:
+        checked = check_slo_file(path, boundaries)
+        problems = [shown(p, path, args.spec) for p in checked.errors]
+    name = "<stdin>" if args.spec == "-" else args.spec
+    rule_count = len(checked.rules) + len(checked.metric_rules)
+    if args.json:
+        print_json(
+            {
+                "source": name,
+                "ok": not problems,
+                "errors": problems,
+                "slos": [
+                    {
+                        "key": slo.key,
+                        "objective": slo.objective,
+                        "sli": slo.sli.kind,
+                        "threshold_s": slo.sli.threshold_seconds,
+                        "period_s": slo.period,
+                        "selector": dict(slo.sli.selector.dimensions()),
+                        "tiers": [{"name": t.name, "factor": t.factor} for t in slo.tiers],
+                    }
+                    for slo in checked.spec.slos
+                ],
+                "rules": [
+                    {
+                        "key": rule.key,
+                        "kind": rule.kind,
+                        "above": rule.above,
+                        "window_s": rule.window_s,
+                        "severity": rule.severity,
+                    }
+                    for rule in checked.rules
+                ],
+                "metric_rules": [
+                    {"describe": m.describe(), "severity": m.severity} for m in checked.metric_rules
+                ],
+            }
+        )
+        return 2 if problems else 0
+    for message in problems:
+        problem(message)
+    if problems and (checked.usable or len(problems) > 1):  # one problem needs no summary line
         print(
-            f"{args.spec}: {len(checked.errors)} problem(s); at start-up each is skipped and "
-            f"{len(checked.spec.slos)} SLO(s), {len(checked.rules) + len(checked.metric_rules)} rule(s) run",
+            f"{name}: {len(problems)} problem(s); at start-up each is skipped and "
+            f"{len(checked.spec.slos)} SLO(s), {rule_count} rule(s) run",
             file=sys.stderr,
         )
     else:
-        rules = len(checked.rules) + len(checked.metric_rules)
-        print(f"{args.spec}: {len(checked.spec.slos)} SLO(s), {rules} rule(s) OK")
+        print(f"{name}: {len(checked.spec.slos)} SLO(s), {rule_count} rule(s) OK")
     for slo in checked.spec.slos:
         what = (
             slo.sli.kind
@@ -166,24 +198,25 @@ def _validate(args: argparse.Namespace) -> int:
         print(
             f"  metric rule {metric_rule.key('<this service>')}: {metric_rule.describe()} ({metric_rule.severity})"
         )
-    return 2 if checked.errors else 0
+    return 2 if problems else 0
 
 
 def _status(args: argparse.Namespace) -> int:
     if not args.state_dir:
-        return _error("no state directory: pass --state-dir or set OTELPIPE_STATE_DIR as the app has it")
+        return error("no state directory: pass --state-dir or set OTELPIPE_STATE_DIR as the app has it")
     try:
         saved = read_saved(args.state_dir)
     except FileNotFoundError:
-        return _error(f"no SLO state in {args.state_dir} ({STATE_FILE_NAME} not found)")
+        return error(f"no SLO state in {args.state_dir} ({STATE_FILE_NAME} not found)")
     except sqlite3.DatabaseError as exc:
-        return _error(f"{Path(args.state_dir) / STATE_FILE_NAME} is not usable: {exc}")
+        return error(f"{Path(args.state_dir) / STATE_FILE_NAME} is not usable: {exc}")
     settings = load_settings(strict=False).settings
     if args.spec:
-        try:
-            spec = load_spec(args.spec)
-        except SLOSpecError as exc:
-            return _error(str(exc))
+        with input_path(args.spec) as path:
+            try:
+                spec = load_spec(path)
+            except SLOSpecError as exc:
+                return error(shown(str(exc), path, args.spec))
         thresholds = sorted(
             {s.sli.threshold_seconds for s in spec.slos if s.sli.threshold_seconds is not None}
         )
@@ -199,7 +232,19 @@ def _status(args: argparse.Namespace) -> int:
             except (TypeError, ValueError):
                 continue
     if not statuses:
-        return _error(f"no SLOs saved in {args.state_dir}")
+        return error(f"no SLOs saved in {args.state_dir}")
+    if args.json:
+        newest = max((row.saved_at for row in saved.values()), default=0.0)
+        print_json(
+            {
+                "saved_at": newest,
+                "age_s": max(0.0, time.time() - newest),
+                "save_interval_s": settings.slo.save_interval_s,
+                "recomputed": bool(args.spec),
+                "slos": [s.to_json() for s in sorted(statuses, key=lambda s: s.key)],
+            }
+        )
+        return 0
     console = Console(highlight=False)
     for line in _report(statuses):
         console.print(line)

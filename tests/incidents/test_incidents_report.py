@@ -98,8 +98,8 @@ def test_cli_list_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_cli_reports_missing_history_and_bad_since(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_cli("incidents", "report", "--state-dir", str(tmp_path / "nothing")) == 1
-    assert "no incident history" in capsys.readouterr().err
+    assert run_cli("incidents", "report", "--state-dir", str(tmp_path / "nothing")) == 2
+    assert "otelpipe: error: no state directory" in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
     IncidentStore(tmp_path).close()
     assert run_cli("incidents", "list", "--state-dir", str(tmp_path), "--since", "a week") == 2
