@@ -48,3 +48,43 @@ def test_mapping_body_and_no_redactor():
     assert exporter.get_finished_logs()[0].log_record.body == {"password": "[REDACTED]", "msg": "ok"}
     plain = CorrelatingLogRecordProcessor(None)
     assert plain.force_flush() is True
+
+
+def test_log_output_hands_the_bridge_no_correlation_copies_and_leaves_the_record_whole(
+    correlation, tracer_provider
+):
+    """configure_log_output: the OTel bridge sees no correlation copies; later handlers see all."""
+    from otelpipe.log_output import configure_log_output
+    from tests.logs.conftest import ListHandler
+
+    provider = LoggerProvider()
+    exporter = InMemoryLogRecordExporter()
+    # Without the dropping processor, whatever the bridge copies would be exported as is.
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    bridge = LoggingHandler(logger_provider=provider)
+    after = ListHandler()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = [after]
+    root.setLevel(logging.INFO)
+    undo = configure_log_output("unchanged", Redactor())
+    root.addHandler(bridge)  # as opentelemetry-instrumentation-logging does, after otelpipe starts
+    token = set_request_id("rid-7")
+    try:
+        with tracer_provider.get_tracer("t").start_as_current_span("s"):
+            logging.getLogger("tests.logs.bridge").info("paid token=s3cr3t", extra={"order": 5})
+    finally:
+        reset_request_id(token)
+        undo()
+        root.handlers, level = saved
+        root.setLevel(level)
+    assert "emit" not in bridge.__dict__ and "addHandler" not in root.__dict__  # undo restored both
+    (exported,) = exporter.get_finished_logs()
+    attrs = dict(exported.log_record.attributes)
+    assert attrs["order"] == 5 and attrs["request_id"] == "rid-7"
+    for copy in ("trace_id", "span_id", "otelTraceID", "service.name", "otelServiceName", "trace_sampled"):
+        assert copy not in attrs
+    assert exported.log_record.trace_id != 0
+    (record,) = after.records
+    assert record.trace_id == format(exported.log_record.trace_id, "032x")
+    assert record.service_name == "shop" and record.request_id == "rid-7"
