@@ -70,7 +70,7 @@ def install_flask_access_log(app: Any, logger: logging.Logger | None = None) -> 
 def access_log_request_hook(span: Any, environ: Any) -> None:
     """A FlaskInstrumentor ``request_hook`` that installs the access log on the serving app once.
 
-    This is how `OTELPIPE_ACCESS_LOG=true` works under `opentelemetry-instrument`, where otelpipe
+    This is how `OTELPIPE_ACCESS_LOG_ENABLED=true` works under `opentelemetry-instrument`, where otelpipe
     never sees the app object: the first request installs the callbacks, and Flask runs the new
     before-request callback for that same request too.
     """

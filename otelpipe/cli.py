@@ -27,7 +27,6 @@ def _check_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
     """(variable, value as shown, source) for every otelpipe and SDK variable; secrets masked."""
     rows: list[tuple[str, str, str]] = []
     for variable in VARIABLES:
-        raw = os.environ.get(variable.name)
         value = loaded.values[variable.name]
         if value is not None and (variable.secret or looks_secret(variable.name)):
             shown = "***"
@@ -42,7 +41,9 @@ def _check_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
         else:
             shown = f"{value:g}" if isinstance(value, float) else str(value)
         shown = shown_value(variable.name, shown)  # URL passwords and query tokens (trace URL template)
-        rows.append((variable.name, shown, "env" if raw not in (None, "") else "default"))
+        source = loaded.sources.get(variable.name)
+        where = "default" if source is None else "env" if source == variable.name else f"env ({source})"
+        rows.append((variable.name, shown, where))
     for name, _meaning in OTEL_VARIABLES:
         raw = os.environ.get(name)
         shown = shown_value(name, raw) if raw else "(unset)"  # headers, OTLP endpoint passwords
@@ -54,7 +55,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     loaded = load_settings(strict=False)
     rows = _check_rows(loaded)
     errors = [str(error) for error in loaded.errors]
-    warnings: list[str] = list(getattr(loaded, "warnings", ()))
+    warnings: list[str] = list(loaded.deprecations)  # old variable names: read, but say the new one
     slo_summary: dict[str, object] | None = None
     slo_file = loaded.settings.slo.file
     if slo_file:

@@ -185,6 +185,8 @@ class Variable(Generic[T]):
     meaning: str
     secret: bool = False
     shown_default: str | None = None  # how a user would write the default, when str() is not it
+    # earlier names still read when `name` is unset, each reported as deprecated (check, start-up log)
+    deprecated_names: tuple[str, ...] = ()
 
     @property
     def default_text(self) -> str:
@@ -263,23 +265,32 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "Series per RED metric; further series fold into one otel.metric.overflow=true series.",
     ),
     Variable(
-        "OTELPIPE_RED_RECORD_UNSAMPLED", "red.record_unsampled",
+        "OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED", "red.record_unsampled",
         True,
         _parse_bool,
         "Record (not export) spans the sampler drops, so RED counts stay exact under sampling.",
+        deprecated_names=("OTELPIPE_RED_RECORD_UNSAMPLED",),
     ),
-    Variable("OTELPIPE_RED_EXEMPLARS", "red.exemplars", True, _parse_bool, "Attach example trace ids to duration buckets."),
     Variable(
-        "OTELPIPE_SERVICE_GRAPH", "red.service_graph",
+        "OTELPIPE_RED_EXEMPLARS_ENABLED", "red.exemplars",
+        True,
+        _parse_bool,
+        "Attach example trace ids to duration buckets.",
+        deprecated_names=("OTELPIPE_RED_EXEMPLARS",),
+    ),
+    Variable(
+        "OTELPIPE_SERVICE_GRAPH_ENABLED", "red.service_graph",
         True,
         _parse_bool,
         "Emit traces_service_graph_request_* for CLIENT and PRODUCER spans.",
+        deprecated_names=("OTELPIPE_SERVICE_GRAPH",),
     ),
     Variable(
-        "OTELPIPE_LOG_CORRELATION", "logs.correlation",
+        "OTELPIPE_LOG_CORRELATION_ENABLED", "logs.correlation",
         True,
         _parse_bool,
         "Add trace_id, span_id, trace_sampled, service and request_id to every stdlib log record.",
+        deprecated_names=("OTELPIPE_LOG_CORRELATION",),
     ),
     Variable(
         "OTELPIPE_LOG_FORMAT", "logs.format",
@@ -287,8 +298,20 @@ VARIABLES: tuple[Variable[Any], ...] = (
         _parse_choice("unchanged", "json", "ecs"),
         "Set the root handlers' formatter: unchanged, json (one object per line) or ecs (Elastic names).",
     ),
-    Variable("OTELPIPE_ACCESS_LOG", "logs.access_log", False, _parse_bool, "Log start and completion of every Flask request."),
-    Variable("OTELPIPE_REDACT", "redaction.enabled", True, _parse_bool, "Mask secrets in log records and span attributes."),
+    Variable(
+        "OTELPIPE_ACCESS_LOG_ENABLED", "logs.access_log",
+        False,
+        _parse_bool,
+        "Log start and completion of every Flask request.",
+        deprecated_names=("OTELPIPE_ACCESS_LOG",),
+    ),
+    Variable(
+        "OTELPIPE_REDACT_ENABLED", "redaction.enabled",
+        True,
+        _parse_bool,
+        "Mask secrets in log records and span attributes.",
+        deprecated_names=("OTELPIPE_REDACT",),
+    ),
     Variable(
         "OTELPIPE_REDACT_KEYS", "redaction.keys",
         (),
@@ -341,10 +364,11 @@ VARIABLES: tuple[Variable[Any], ...] = (
         shown_default="5s",
     ),
     Variable(
-        "OTELPIPE_SYSTEM_METRICS", "system_metrics",
+        "OTELPIPE_SYSTEM_METRICS_ENABLED", "system_metrics",
         True,
         _parse_bool,
         "configure(): record system and process metrics (opentelemetry-instrumentation-system-metrics, when installed).",
+        deprecated_names=("OTELPIPE_SYSTEM_METRICS",),
     ),
     Variable(
         "OTELPIPE_INCIDENT_HOLD_DOWN", "incidents.hold_down_s",
@@ -399,10 +423,11 @@ VARIABLES: tuple[Variable[Any], ...] = (
         "Webhook body: json (otelpipe schema) or slack (Slack-compatible text).",
     ),
     Variable(
-        "OTELPIPE_CONSOLE_NOTIFIER", "incidents.console",
+        "OTELPIPE_CONSOLE_NOTIFIER_ENABLED", "incidents.console",
         False,
         _parse_bool,
         "Also print incident transitions to stderr (the demo does).",
+        deprecated_names=("OTELPIPE_CONSOLE_NOTIFIER",),
     ),
     Variable(
         "OTELPIPE_NOTIFY_TIMEOUT", "incidents.notify_timeout_s",
@@ -426,6 +451,8 @@ VARIABLES: tuple[Variable[Any], ...] = (
     ),
 )
 VARIABLES_BY_NAME: Mapping[str, Variable[Any]] = {v.name: v for v in VARIABLES}
+# old name -> the variable that replaced it (still read, reported as deprecated)
+DEPRECATED_NAMES: Mapping[str, Variable[Any]] = {old: v for v in VARIABLES for old in v.deprecated_names}
 
 #: Standard OpenTelemetry variables otelpipe reads itself (the SDK reads these and the rest directly).
 OTEL_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -549,6 +576,25 @@ class LoadedSettings:
     settings: Settings
     errors: tuple[ConfigError, ...]
     values: Mapping[str, Any]  # variable name -> effective value
+    # one message per old variable name set (see `Variable.deprecated_names`): read or ignored, and the new name
+    deprecations: tuple[str, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)  # variable name -> the env name its value came from
+
+
+def _raw_value(variable: Variable[Any], env: Mapping[str, str], deprecations: list[str]) -> tuple[str, str | None]:
+    """The name and raw value to parse for `variable`: its own name first, then its deprecated names."""
+    raw = env.get(variable.name)
+    name, chosen = variable.name, (None if raw is None or raw.strip() == "" else raw)
+    for old in variable.deprecated_names:
+        old_raw = env.get(old)
+        if old_raw is None or old_raw.strip() == "":
+            continue
+        if chosen is None:
+            name, chosen = old, old_raw
+            deprecations.append(f"{old} is deprecated, use {variable.name} (read for now)")
+        else:
+            deprecations.append(f"{old} is deprecated and ignored: {variable.name} is set and wins")
+    return name, chosen
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, strict: bool | None = None) -> LoadedSettings:
@@ -561,26 +607,29 @@ def load_settings(environ: Mapping[str, str] | None = None, *, strict: bool | No
     env = os.environ if environ is None else environ
     errors: list[ConfigError] = []
     values: dict[str, Any] = {}
+    deprecations: list[str] = []
+    sources: dict[str, str] = {}
     for variable in VARIABLES:
-        raw = env.get(variable.name)
-        if raw is None or raw.strip() == "":
+        source, raw = _raw_value(variable, env, deprecations)
+        if raw is None:
             values[variable.name] = variable.default
             continue
+        sources[variable.name] = source
         try:
             values[variable.name] = variable.parse(raw)
         except ValueError as exc:
-            shown = shown_value(variable.name, raw, secret=variable.secret)  # no secret in any message
-            errors.append(ConfigError(variable.name, shown, str(exc)))
+            shown = shown_value(source, raw, secret=variable.secret)  # no secret in any message
+            errors.append(ConfigError(source, shown, str(exc)))
             values[variable.name] = variable.default
     for name in sorted(env):
-        if name.startswith("OTELPIPE_") and name not in VARIABLES_BY_NAME:
+        if name.startswith("OTELPIPE_") and name not in VARIABLES_BY_NAME and name not in DEPRECATED_NAMES:
             shown = shown_value(name, env[name])  # a misspelled ..._PAGERDUTY_ROUTNG_KEY is still a key
             errors.append(ConfigError(name, shown, "a known OTELPIPE_* variable (see otelpipe check)"))
     if strict is None:
         strict = bool(values["OTELPIPE_STRICT"])
     if strict and errors:
         raise errors[0]
-    return LoadedSettings(_build(values), tuple(errors), values)
+    return LoadedSettings(_build(values), tuple(errors), values, tuple(deprecations), sources)
 
 
 def _build(values: Mapping[str, Any]) -> Settings:
@@ -597,10 +646,17 @@ def _build(values: Mapping[str, Any]) -> Settings:
     return Settings(**sections.pop(""), **nested)
 
 
+def _formerly(variable: Variable[Any]) -> str:
+    if not variable.deprecated_names:
+        return ""
+    names = ", ".join(f"`{old}`" for old in variable.deprecated_names)
+    return f" Formerly {names} (still read when this is unset; deprecated)."
+
+
 def markdown_table() -> str:
     """The README's environment-variable table (a test keeps the README equal to this)."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    rows += [f"| `{v.name}` | `{v.default_text}` | {v.meaning} |" for v in VARIABLES]
+    rows += [f"| `{v.name}` | `{v.default_text}` | {v.meaning}{_formerly(v)} |" for v in VARIABLES]
     rows += [f"| `{name}` | SDK default | {meaning} |" for name, meaning in OTEL_VARIABLES]
     return "\n".join(rows)
 

@@ -66,7 +66,7 @@ class Pipeline:
     logger_provider: LoggerProvider | None = None
     red_store: REDStore | None = None
     export_counts: ExportDropCounts | None = None
-    redactor: Redactor | None = None  # when OTELPIPE_REDACT is on
+    redactor: Redactor | None = None  # when OTELPIPE_REDACT_ENABLED is on
     slo_evaluator: SLOEvaluator | None = None
     incident_engine: IncidentEngine | None = None
     evaluation: EvaluationLoop | None = None
@@ -144,6 +144,8 @@ def _no_shutdown() -> None:
 def _report_errors(loaded: LoadedSettings) -> None:
     for error in loaded.errors:
         _log.error("otelpipe configuration: %s; using the default", error)
+    for deprecation in loaded.deprecations:  # once: configure() builds the pipeline once per process
+        _log.warning("otelpipe configuration: %s", deprecation)
 
 
 def _env_sampler() -> Sampler | None:

@@ -25,13 +25,13 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_RED_BUCKETS": ("0.1, 0.5,2", (0.1, 0.5, 2.0), "0.5,0.1", "ascending"),
     "OTELPIPE_RED_UNIT": ("S", "s", "us", "one of ms, s"),
     "OTELPIPE_RED_CARDINALITY_LIMIT": ("500", 500, "0", "an integer >= 1"),
-    "OTELPIPE_RED_RECORD_UNSAMPLED": ("off", False, "sometimes", "true or false"),
-    "OTELPIPE_RED_EXEMPLARS": ("1", True, "yes please", "true or false"),
-    "OTELPIPE_SERVICE_GRAPH": ("false", False, "?", "true or false"),
-    "OTELPIPE_LOG_CORRELATION": ("false", False, "nope", "true or false"),
+    "OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED": ("off", False, "sometimes", "true or false"),
+    "OTELPIPE_RED_EXEMPLARS_ENABLED": ("1", True, "yes please", "true or false"),
+    "OTELPIPE_SERVICE_GRAPH_ENABLED": ("false", False, "?", "true or false"),
+    "OTELPIPE_LOG_CORRELATION_ENABLED": ("false", False, "nope", "true or false"),
     "OTELPIPE_LOG_FORMAT": ("JSON", "json", "xml", "one of unchanged, json, ecs"),
-    "OTELPIPE_ACCESS_LOG": ("true", True, "loud", "true or false"),
-    "OTELPIPE_REDACT": ("false", False, "partly", "true or false"),
+    "OTELPIPE_ACCESS_LOG_ENABLED": ("true", True, "loud", "true or false"),
+    "OTELPIPE_REDACT_ENABLED": ("false", False, "partly", "true or false"),
     "OTELPIPE_REDACT_KEYS": ("ssn,pin", ("ssn", "pin"), "s s n", "attribute names"),
     "OTELPIPE_REDACT_PATTERNS": (
         r"sk_live_\w+;;acct-\d{4,8}",
@@ -46,7 +46,7 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_PREFORK_PUSH_INTERVAL": ("500ms", 0.5, "often", "a duration"),
     "OTELPIPE_STREAM_STALE_AFTER": ("10m", 600.0, "-1s", "a duration"),
     "OTELPIPE_STATE_SAVE_INTERVAL": ("2s", 2.0, "often", "a duration"),
-    "OTELPIPE_SYSTEM_METRICS": ("false", False, "maybe", "true or false"),
+    "OTELPIPE_SYSTEM_METRICS_ENABLED": ("false", False, "maybe", "true or false"),
     "OTELPIPE_INCIDENT_HOLD_DOWN": ("5m", 300.0, "5 minutes", "a duration"),
     "OTELPIPE_INCIDENT_RENOTIFY": ("4h", 14400.0, "0s", "a duration"),
     "OTELPIPE_TRACE_URL_TEMPLATE": (
@@ -75,7 +75,7 @@ CASES: dict[str, tuple[str, object, str, str]] = {
         "URL",
     ),
     "OTELPIPE_WEBHOOK_FORMAT": ("slack", "slack", "teams", "one of json, slack"),
-    "OTELPIPE_CONSOLE_NOTIFIER": ("true", True, "tty", "true or false"),
+    "OTELPIPE_CONSOLE_NOTIFIER_ENABLED": ("true", True, "tty", "true or false"),
     "OTELPIPE_NOTIFY_TIMEOUT": ("2s", 2.0, "-2s", "a duration"),
     "OTELPIPE_NOTIFY_QUEUE_SIZE": ("10", 10, "many", "an integer >= 1"),
     "OTELPIPE_SHUTDOWN_TIMEOUT": ("3s", 3.0, "forever", "a duration"),
@@ -208,3 +208,43 @@ def test_zero_hold_down_is_allowed_other_durations_are_positive() -> None:
     loaded = load_settings({"OTELPIPE_INCIDENT_HOLD_DOWN": "0s", "OTELPIPE_SLO_INTERVAL": "0s"})
     assert loaded.settings.incidents.hold_down_s == 0.0
     assert [e.variable for e in loaded.errors] == ["OTELPIPE_SLO_INTERVAL"]
+
+
+RENAMED = {old: v.name for v in VARIABLES for old in v.deprecated_names}
+
+
+def test_booleans_are_named_one_way() -> None:
+    """Every switch ends in _ENABLED, except the master switch and strict mode (modes, not features)."""
+    switches = [v.name for v in VARIABLES if isinstance(v.default, bool)]
+    assert [n for n in switches if not n.endswith("_ENABLED")] == ["OTELPIPE_STRICT"]
+    assert RENAMED["OTELPIPE_SERVICE_GRAPH"] == "OTELPIPE_SERVICE_GRAPH_ENABLED"
+    assert RENAMED["OTELPIPE_REDACT"] == "OTELPIPE_REDACT_ENABLED"
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_old_name_is_read_and_reported_deprecated(old: str) -> None:
+    new = RENAMED[old]
+    default = VARIABLES_BY_NAME[new].default
+    flipped = "false" if default else "true"
+    loaded = load_settings({old: flipped}, strict=True)  # deprecated, not an error, even in strict mode
+    assert loaded.values[new] is (not default)
+    assert loaded.errors == ()
+    assert loaded.deprecations == (f"{old} is deprecated, use {new} (read for now)",)
+    assert loaded.sources[new] == old
+    # the new name alone: no deprecation
+    loaded = load_settings({new: flipped})
+    assert loaded.values[new] is (not default) and loaded.deprecations == () and loaded.errors == ()
+    # both set: the new name wins and the old one is named as ignored
+    loaded = load_settings({new: "true" if default else "false", old: flipped})
+    assert loaded.values[new] is default
+    assert loaded.deprecations == (f"{old} is deprecated and ignored: {new} is set and wins",)
+    # a bad value under the old name names the old name
+    loaded = load_settings({old: "perhaps"})
+    assert [e.variable for e in loaded.errors] == [old]
+
+
+def test_old_name_reaches_the_setting() -> None:
+    assert load_settings({"OTELPIPE_SERVICE_GRAPH": "false"}).settings.red.service_graph is False
+    assert load_settings({"OTELPIPE_REDACT": "false"}).settings.redaction.enabled is False
+    both = {"OTELPIPE_REDACT_ENABLED": "true", "OTELPIPE_REDACT": "false"}
+    assert load_settings(both).settings.redaction.enabled is True
