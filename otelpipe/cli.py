@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from otelpipe import __version__
-from otelpipe.cli_io import CLIError, error, is_terminal, print_json, problem
+from otelpipe.cli_io import PREFIX, CLIError, error, is_terminal, print_json, problem
 from otelpipe.config import OTEL_VARIABLES, VARIABLES, LoadedSettings, load_settings, parse_duration
 from otelpipe.diagnostics import looks_secret, shown_value
 from otelpipe.slo.durations import format_duration
@@ -187,9 +188,20 @@ def _services(sink: object) -> str:
     return ", ".join(names) or "-"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one error form: a single `otelpipe: error:` line and exit 2.
+
+    Subcommand parsers are built from the same class, so `otelpipe slo rules --unit us` reads
+    like every other bad input instead of argparse's usage block and per-command prefix.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PREFIX}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree; areas add their own subcommands through `register(subparsers)`."""
-    parser = argparse.ArgumentParser(prog="otelpipe", description=__doc__)
+    parser = _Parser(prog="otelpipe", description=__doc__)
     parser.add_argument("--version", action="version", version=f"otelpipe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

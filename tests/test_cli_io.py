@@ -151,3 +151,11 @@ def test_check_piped_never_cuts_names() -> None:
         assert any(line.split()[:1] == [variable.name] for line in lines), variable.name
     row = next(line for line in lines if line.startswith("OTELPIPE_INCIDENT_RENOTIFY "))
     assert row.split()[1:] == ["2h", "env"]
+
+
+def test_usage_errors_use_the_same_one_line_form(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["slo", "rules", str(DEMO), "--unit", "us"])
+    assert exit_info.value.code == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--unit" in line and "'us'" in line and "otelpipe slo rules --help" in line
