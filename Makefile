@@ -6,12 +6,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TYPECHECK_TREE := .build/typecheck
 
-.PHONY: install demo test lint typecheck pytest bench clean mutation
+.PHONY: install demo test lint typecheck pytest pytest-oldest bench clean mutation
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# The oldest supported OpenTelemetry set (constraints-oldest.txt): the suite runs against both ends.
+OLDEST_VENV  := .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed-stamp
+
+$(OLDEST_STAMP): pyproject.toml constraints-oldest.txt
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints-oldest.txt -e '.[dev]'
+	touch $(OLDEST_STAMP)
 
 install: $(STAMP)
 
@@ -33,7 +42,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+pytest-oldest: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest pytest-oldest
 
 # Figures, not pass/fail: each script prints ratios against a baseline measured in the same run.
 bench: $(STAMP)
@@ -54,4 +66,4 @@ mutation: $(STAMP)
 	$(BIN)/python bench/mutate_wiring.py $(MUTATION_ARGS)
 
 clean:
-	rm -rf $(VENV) .build build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .build build *.egg-info .mypy_cache .pytest_cache .ruff_cache

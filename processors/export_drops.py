@@ -95,8 +95,11 @@ class _DropMetrics:
     def drop_items(self, count: int, error_type: str = "queue_full") -> None:
         self._counts.drop(self._signal, error_type, count)
 
-    def finish_items(self, count: int) -> None:
-        """Counted by `CountingExporter` instead, where the outcome of the batch is known."""
+    def finish_items(self, count: int, error: Exception | None = None) -> None:
+        """Counted by `CountingExporter` instead, where the outcome of the batch is known.
+
+        SDK 1.43-1.44 pass the batch's error too; 1.45 only the count.
+        """
 
 
 class CountingExporter:

@@ -20,3 +20,18 @@ def test_nothing_is_stopped_by_name() -> None:
     by_name = re.compile(r"\b(pkill|killall)\b|systemctl\s+stop")
     offenders = [str(p.relative_to(ROOT)) for p in sources if p != Path(__file__) and by_name.search(p.read_text())]
     assert offenders == []
+
+
+def test_both_ends_of_the_supported_range_are_pinned_alike() -> None:
+    """constraints-oldest.txt pins the same packages as constraints.txt, at the range's oldest OpenTelemetry."""
+
+    def pins(name: str) -> dict[str, str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
+
+    newest, oldest = pins("constraints.txt"), pins("constraints-oldest.txt")
+    assert newest.keys() == oldest.keys()
+    assert newest["opentelemetry-sdk"] != oldest["opentelemetry-sdk"]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"opentelemetry-sdk>={".".join(oldest["opentelemetry-sdk"].split(".")[:2])},' in pyproject
+    assert "pytest-oldest" in re.search(r"^test:.*$", (ROOT / "Makefile").read_text(), re.MULTILINE).group(0)

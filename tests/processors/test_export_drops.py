@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
@@ -90,6 +91,16 @@ def test_failed_batches_are_counted_once_per_batch_for_every_item() -> None:
         processor.shutdown()
 
 
+def _sdk_minor() -> tuple[int, int]:
+    from importlib.metadata import version
+
+    major, minor = version("opentelemetry-sdk").split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.mark.skipif(
+    _sdk_minor() < (1, 45), reason="the SDK reports items offered after shutdown from 1.45 (drop_items 'already_shutdown')"
+)
 def test_spans_after_shutdown_are_counted_and_unsampled_spans_are_not_offered() -> None:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
