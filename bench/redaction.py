@@ -63,7 +63,7 @@ def per_kb(rounds: int) -> None:
 def flask_request(rounds: int) -> None:
     for variable in ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"):
         os.environ[variable] = "none"
-    os.environ["OTELPIPE_ACCESS_LOG"] = "true"
+    os.environ["OTELPIPE_ACCESS_LOG_ENABLED"] = "true"
     import logging
 
     from flask import Flask

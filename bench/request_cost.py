@@ -137,7 +137,9 @@ slos:
     sli: {kind: latency, threshold: 100ms}  # a bucket boundary in every otelpipe version (--other-python)
 """
 
-# otelpipe pieces switched one at a time: label -> environment.
+# otelpipe pieces switched one at a time: label -> environment. The switches keep their pre-_ENABLED
+# names on purpose: --other-tree/--other-python may run an otelpipe from before the rename, and
+# both old and new versions read these (the new one as deprecated aliases).
 VARIANTS: dict[str, dict[str, str]] = {
     "internal-metrics-on": {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true"},
     "record-unsampled-off": {"OTELPIPE_RED_RECORD_UNSAMPLED": "false"},

@@ -72,7 +72,7 @@ def test_record_unsampled_off_counts_only_the_sampled_spans(
         sink,
         OTEL_TRACES_SAMPLER="traceidratio",
         OTEL_TRACES_SAMPLER_ARG="0.05",
-        OTELPIPE_RED_RECORD_UNSAMPLED="false",
+        OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED="false",
     )
     app = instrumented_app(env)
     assert all(app.get(f"/hello/s{i}") == 200 for i in range(200))
@@ -132,7 +132,7 @@ def test_strict_mode_makes_bad_configuration_fatal(sink, otlp_env, tmp_path):
 
 
 def test_request_id_json_logs_and_access_log_under_auto_instrumentation(sink, otlp_env, instrumented_app):
-    env = otlp_env(sink, OTELPIPE_LOG_FORMAT="json", OTELPIPE_ACCESS_LOG="true")
+    env = otlp_env(sink, OTELPIPE_LOG_FORMAT="json", OTELPIPE_ACCESS_LOG_ENABLED="true")
     app = instrumented_app(env)
     request = urllib.request.Request(app.base_url + "/hello/json", headers={"X-Request-ID": "req-42"})
     with urllib.request.urlopen(request, timeout=10) as response:

@@ -70,7 +70,7 @@ def test_secret_corpus_never_reaches_the_sink_or_the_webhook(
         OTELPIPE_SLO_FILE=str(slo_file),
         OTELPIPE_SLO_INTERVAL="200ms",
         OTELPIPE_WEBHOOK_URL=url,
-        OTELPIPE_CONSOLE_NOTIFIER="true",
+        OTELPIPE_CONSOLE_NOTIFIER_ENABLED="true",
     )
     app = instrumented_app(env, script=FAULT_APP)
     assert [app.get("/secret") for _ in range(5)] == [500] * 5

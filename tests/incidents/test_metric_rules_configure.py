@@ -88,7 +88,7 @@ def test_business_and_cpu_rules_fire_from_the_apps_own_metrics(tmp_path: Path) -
 
 
 def test_system_metrics_can_be_switched_off(tmp_path: Path) -> None:
-    events, states = run_app(tmp_path, OTELPIPE_SYSTEM_METRICS="false")
+    events, states = run_app(tmp_path, OTELPIPE_SYSTEM_METRICS_ENABLED="false")
     assert {event["key"] for event in events} == {"shop/orders-stopped"}
     assert states["cpu-busy"] == "cpu-busy: system.cpu.utilization no data"
 
@@ -140,7 +140,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_metric_rule_incident_reaches_a_real_alertmanager(tmp_path: Path, alertmanager: str) -> None:
-    events, _ = run_app(tmp_path, OTELPIPE_ALERTMANAGER_URL=alertmanager, OTELPIPE_SYSTEM_METRICS="false")
+    events, _ = run_app(tmp_path, OTELPIPE_ALERTMANAGER_URL=alertmanager, OTELPIPE_SYSTEM_METRICS_ENABLED="false")
     assert [e["key"] for e in events if e["kind"] == "opened"] == ["shop/orders-stopped"]
     with urllib.request.urlopen(alertmanager + "/api/v2/alerts?active=true", timeout=5) as response:
         alerts = json.load(response)

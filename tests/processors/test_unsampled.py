@@ -188,7 +188,7 @@ pipeline.shutdown()
 
 @pytest.mark.parametrize("mode", ["hooks-present", "hooks-missing"])
 def test_configure_uses_the_light_provider_and_falls_back_to_full_spans_without_its_sdk_hooks(mode: str) -> None:
-    """Through otelpipe.configure(): OTELPIPE_RED_RECORD_UNSAMPLED (default true) picks the light provider."""
+    """Through otelpipe.configure(): OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED (default true) picks the light provider."""
     import json
     import os
     import subprocess

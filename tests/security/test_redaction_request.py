@@ -12,7 +12,7 @@ CARD = "4111-1111-1111-1111"
 
 
 def test_hostile_query_completes_and_is_redacted(sink, otlp_env, instrumented_app, wait_until):
-    env = otlp_env(sink, OTEL_SERVICE_NAME="hostile", OTELPIPE_ACCESS_LOG="true", OTELPIPE_LOG_FORMAT="json")
+    env = otlp_env(sink, OTEL_SERVICE_NAME="hostile", OTELPIPE_ACCESS_LOG_ENABLED="true", OTELPIPE_LOG_FORMAT="json")
     app = instrumented_app(env)
     hostile = ("1-" * 2000)[:3999] + "+" + CARD
     # urlopen's 10 s timeout bounds each request: the cubic scan took 31 s for this one.

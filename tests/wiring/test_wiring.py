@@ -74,7 +74,7 @@ def test_red_exemplars_and_service_graph_switch_off() -> None:
     on, _ = probe({}, "red")
     assert any(s["exemplars"] for s in on["red"]["series"])
     assert on["red"]["edges"] >= 1
-    off, _ = probe({"OTELPIPE_RED_EXEMPLARS": "false", "OTELPIPE_SERVICE_GRAPH": "false"}, "red")
+    off, _ = probe({"OTELPIPE_RED_EXEMPLARS_ENABLED": "false", "OTELPIPE_SERVICE_GRAPH_ENABLED": "false"}, "red")
     assert not any(s["exemplars"] for s in off["red"]["series"])
     assert off["red"]["edges"] == 0
 
@@ -101,7 +101,7 @@ def test_redaction_keys_and_patterns_reach_spans_and_logs() -> None:
 
 
 def test_redaction_off_leaves_values_alone() -> None:
-    env = {"OTELPIPE_REDACT": "false", "OTELPIPE_REDACT_KEYS": "customfield", "OTELPIPE_LOG_FORMAT": "json"}
+    env = {"OTELPIPE_REDACT_ENABLED": "false", "OTELPIPE_REDACT_KEYS": "customfield", "OTELPIPE_LOG_FORMAT": "json"}
     out, output = probe(env, "redaction")
     assert out["redaction"]["span_attributes"]["customfield"] == "visible-value"
     assert "visible-value" in output
@@ -146,7 +146,7 @@ def test_every_notifier_and_evaluation_setting_reaches_its_component(tmp_path: P
         "OTELPIPE_ALERTMANAGER_URL": "http://127.0.0.1:9",
         "OTELPIPE_PAGERDUTY_ROUTING_KEY": "wiring-key",
         "OTELPIPE_PAGERDUTY_URL": "http://127.0.0.1:9/pd",
-        "OTELPIPE_CONSOLE_NOTIFIER": "true",
+        "OTELPIPE_CONSOLE_NOTIFIER_ENABLED": "true",
         "OTELPIPE_INCIDENT_RENOTIFY": "2h",
         "OTELPIPE_SLO_INTERVAL": "3s",
         "OTELPIPE_SLO_TIME_SCALE": "60",
@@ -184,7 +184,7 @@ def test_gateway_evaluation_starts_no_evaluator() -> None:
 def test_record_unsampled_keeps_red_exact_under_a_dropping_sampler() -> None:
     kept, _ = probe({"OTEL_TRACES_SAMPLER": "always_off"}, "red")
     assert sum(s["calls"] for s in kept["red"]["series"]) >= 4
-    dropped, _ = probe({"OTEL_TRACES_SAMPLER": "always_off", "OTELPIPE_RED_RECORD_UNSAMPLED": "false"}, "red")
+    dropped, _ = probe({"OTEL_TRACES_SAMPLER": "always_off", "OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED": "false"}, "red")
     assert dropped["red"]["series"] == []
 
 
@@ -195,9 +195,9 @@ def test_log_correlation_access_log_and_system_metrics_switches() -> None:
     assert on["logs"]["system_metrics"] is True
     off, _ = probe(
         {
-            "OTELPIPE_LOG_CORRELATION": "false",
-            "OTELPIPE_ACCESS_LOG": "true",
-            "OTELPIPE_SYSTEM_METRICS": "false",
+            "OTELPIPE_LOG_CORRELATION_ENABLED": "false",
+            "OTELPIPE_ACCESS_LOG_ENABLED": "true",
+            "OTELPIPE_SYSTEM_METRICS_ENABLED": "false",
         },
         "logs",
     )
@@ -212,7 +212,7 @@ def test_log_correlation_access_log_and_system_metrics_switches() -> None:
         ("OTELPIPE_ALERTMANAGER_URL", "http://127.0.0.1:9", "AlertmanagerNotifier"),
         ("OTELPIPE_PAGERDUTY_ROUTING_KEY", "wiring-key", "PagerDutyNotifier"),
         ("OTELPIPE_WEBHOOK_URL", "http://127.0.0.1:9/hook", "WebhookNotifier"),
-        ("OTELPIPE_CONSOLE_NOTIFIER", "true", "ConsoleNotifier"),
+        ("OTELPIPE_CONSOLE_NOTIFIER_ENABLED", "true", "ConsoleNotifier"),
     ],
 )
 def test_each_notifier_variable_adds_its_own_notifier(variable: str, value: str, notifier: str) -> None:
@@ -221,10 +221,10 @@ def test_each_notifier_variable_adds_its_own_notifier(variable: str, value: str,
 
 
 def test_exemplars_and_service_graph_switch_off_independently() -> None:
-    no_exemplars, _ = probe({"OTELPIPE_RED_EXEMPLARS": "false"}, "red")
+    no_exemplars, _ = probe({"OTELPIPE_RED_EXEMPLARS_ENABLED": "false"}, "red")
     assert not any(s["exemplars"] for s in no_exemplars["red"]["series"])
     assert no_exemplars["red"]["edges"] >= 1
-    no_graph, _ = probe({"OTELPIPE_SERVICE_GRAPH": "false"}, "red")
+    no_graph, _ = probe({"OTELPIPE_SERVICE_GRAPH_ENABLED": "false"}, "red")
     assert any(s["exemplars"] for s in no_graph["red"]["series"])
     assert no_graph["red"]["edges"] == 0
 
@@ -251,7 +251,7 @@ def test_strict_decides_whether_a_bad_slo_stops_start_up(tmp_path: Path) -> None
     lenient, _ = probe({"OTELPIPE_SLO_FILE": str(spec)}, "incidents")
     assert lenient["incidents"]["evaluation"] is True  # the bad SLO is skipped, the others run
     # system metrics off: strict must be what stops start-up, not another switch that happens to be on
-    strict = {"OTELPIPE_SLO_FILE": str(spec), "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS": "false"}
+    strict = {"OTELPIPE_SLO_FILE": str(spec), "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS_ENABLED": "false"}
     with pytest.raises(AssertionError, match="OTELPIPE_SLO_FILE"):
         probe(strict, "incidents")
 
@@ -289,7 +289,7 @@ def test_unusable_state_dir_stops_start_up_only_in_strict_mode(tmp_path: Path) -
     assert lenient["incidents"]["evaluation"] is True
     assert not lenient["incidents"]["persistent_windows"]  # kept in memory instead
     with pytest.raises(AssertionError, match="OTELPIPE_STATE_DIR"):
-        probe({**env, "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS": "false"}, "incidents")
+        probe({**env, "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS_ENABLED": "false"}, "incidents")
 
 
 def test_redaction_reaches_otlp_log_records() -> None:
