@@ -1,8 +1,10 @@
-"""Terminal view of the demo (rich): traffic, SLO burn, incidents, RED per operation, correlated log lines.
+"""Terminal view of the demo (rich): traffic, SLO burn, incidents, business and system figures, RED per
+operation, correlated log lines.
 
 The layout is cut to the terminal: on 80x24 the SLOs and incidents (the point of the demo) come
-first and the RED table gets the rows that are left, saying how many it leaves out; larger
-terminals get boxed tables and the log lines. Windows are shown at their real, scaled length
+first, the business and system figures get one line, and the RED table gets the rows that are
+left, saying how many it leaves out; larger terminals get boxed tables, a small figures table and
+the log lines. Windows are shown at their real, scaled length
 (the demo divides every SLO window by the time scale), every window is shown, a budget reads as
 a bar or "exhausted x154", and text too long for its line ends in an ellipsis.
 
@@ -49,6 +51,7 @@ class Frame:
     events: Sequence[dict[str, Any]]
     log_lines: Sequence[str] = field(default_factory=list)
     time_scale: float = 1.0
+    figure_rows: Sequence[Any] = field(default_factory=list)  # observed.FigureRow: business and system
 
 
 def real_window(label: str, time_scale: float) -> str:
@@ -164,6 +167,72 @@ def _burns(row: Any, scale: float, prefix: str = "", unit: str = "x") -> Text:
     if not windows:
         text.append("-")
     return text
+
+
+#: short names for the one-line figures on a small terminal
+_SHORT_FIGURES = {
+    "orders created": "orders",
+    "mean order amount": "avg order",
+    "payment charges": "charges",
+    "CPU busy": "CPU",
+    "memory used": "mem",
+    "process CPU": "proc CPU",
+}
+#: business figures first: on a narrow line the system ones are what the ellipsis cuts
+_SYSTEM_FIGURES = ("CPU busy", "memory used", "process CPU")
+
+
+def figure_value(row: Any) -> str:
+    """`412`, `$12,345.50`, `23%`: a figure as a person reads it (utilizations are exported as 0..1)."""
+    if row.unit == "%":
+        return f"{100 * row.value:.0f}%"
+    if row.unit == "USD":
+        return f"${row.value:,.2f}"
+    text = f"{row.value:,.0f}" if float(row.value).is_integer() else f"{row.value:,.2f}"
+    return f"{text} {row.unit}".rstrip()
+
+
+def _figures_by_service(frame: Frame) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for row in sorted(frame.figure_rows, key=lambda r: r.figure in _SYSTEM_FIGURES):
+        grouped.setdefault(row.service, []).append(row)
+    return grouped
+
+
+def _figure_section(frame: Frame, width: int, compact: bool) -> list[RenderableType]:
+    """Business (orders, revenue, signups, charges) and system (CPU, memory) figures per service.
+
+    Compact: one line, cut with an ellipsis, so the SLOs and incidents above keep their room.
+    """
+    grouped = _figures_by_service(frame)
+    if compact:
+        text = Text("figures ", style="bold")
+        if not grouped:
+            text.append("waiting for business and system metrics", style="dim")
+        for index, (service, rows) in enumerate(grouped.items()):
+            text.append(("; " if index else "") + service + " ")
+            text.append(", ".join(f"{_SHORT_FIGURES.get(r.figure, r.figure)} {figure_value(r)}" for r in rows))
+        return [_line(text, width)]
+    table = Table(
+        title="business & system (shop.*, payments.*, system.*, process.* metrics)",
+        expand=True,
+        box=None,
+        show_header=False,
+    )
+    table.add_column("service", no_wrap=True, width=10)
+    table.add_column("business", no_wrap=True, overflow="ellipsis", ratio=3)
+    table.add_column("system", no_wrap=True, overflow="ellipsis", ratio=2)
+    if not grouped:
+        table.add_row("-", Text("waiting for business and system metrics", style="dim"), "")
+    for service, rows in grouped.items():
+        business = [r for r in rows if r.figure not in _SYSTEM_FIGURES]
+        system = [r for r in rows if r.figure in _SYSTEM_FIGURES]
+        table.add_row(
+            service,
+            "  ".join(f"{r.figure} {figure_value(r)}" for r in business) or "-",
+            "  ".join(f"{r.figure} {figure_value(r)}" for r in system) or "-",
+        )
+    return [table]
 
 
 def incident_line(event: dict[str, Any]) -> str:
@@ -287,7 +356,8 @@ def _height(parts: Sequence[RenderableType], width: int) -> int:
 def render(frame: Frame, width: int, height: int) -> Group:
     """The whole view for a `width` x `height` terminal; never taller than `height` lines.
 
-    SLOs and incidents come first and always show; the RED table gets the lines left (saying how
+    SLOs and incidents come first and always show, then the business and system figures (one line
+    on a small terminal); the RED table gets the lines left (saying how
     many operations it leaves out), and the log panel shows only when there is room for it.
     """
     compact = width < _COMPACT_WIDTH or height < _COMPACT_HEIGHT
@@ -297,6 +367,11 @@ def render(frame: Frame, width: int, height: int) -> Group:
     tail: list[RenderableType] = [] if compact else [_log_panel(frame.log_lines, width)]
     left = height - _height(parts + tail, width)
     red_overhead = _height(_red_section(frame, width, 0, compact, always_note=True), width)
+    figures = _figure_section(frame, width, compact)
+    figures_height = _height(figures, width)
+    if left - red_overhead >= figures_height:  # only in the room the SLOs and incidents leave
+        parts += figures
+        left -= figures_height
     parts += _red_section(frame, width, left - red_overhead, compact)
     return Group(*parts, *tail)
 
@@ -353,6 +428,7 @@ class DemoView:
                 events=list(events),
                 log_lines=list(shop_lines),
                 time_scale=self.time_scale,
+                figure_rows=metrics.figure_rows() if metrics is not None else [],
             )
             width, height = self.console.size
             self._live.update(render(frame, width, height - 2))  # the burst messages scroll above
@@ -381,8 +457,11 @@ class DemoView:
                 slo_rows=result.slo_rows,
                 events=[],
                 time_scale=self.time_scale,
+                figure_rows=getattr(result, "figure_rows", []),
             )
             for part in _slo_section(frame, width, compact=False):
+                console.print(part)
+            for part in _figure_section(frame, width, compact=False):
                 console.print(part)
             for part in _red_section(frame, width, 40, compact=False):
                 console.print(part)

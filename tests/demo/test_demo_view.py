@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from otelpipe.demo.observed import REDRow, SLORow
+from otelpipe.demo.observed import FigureRow, REDRow, SLORow
 from otelpipe.demo.traffic import TrafficStats
 from otelpipe.demo.view import DemoView, Frame, real_window, render
 
@@ -38,6 +38,16 @@ RESOLVED = (
     "recovered after 19s, clear for 5s; now: api-availability below its alert thresholds: burning 0.7x over "
     "5m/1h (page fires at 14.4x); 30d error budget exhausted (spent x154)"
 )
+FIGURES = [
+    FigureRow("shop", "orders created", 412),
+    FigureRow("shop", "revenue", 22714.5, "USD"),
+    FigureRow("shop", "mean order amount", 55.13, "USD"),
+    FigureRow("shop", "signups", 12),
+    FigureRow("shop", "CPU busy", 0.234, "%"),
+    FigureRow("shop", "memory used", 0.41, "%"),
+    FigureRow("payments", "payment charges", 409),
+    FigureRow("payments", "process CPU", 0.031, "%"),
+]
 MESSAGE = "order created order_id=42 sku=SKU-1 quantity=2 amount_usd=1234.50 for a customer who ordered a lot"
 
 
@@ -70,6 +80,7 @@ def _frame() -> Frame:
         events=[_event("opened", OPENED), _event("resolved", RESOLVED)],
         log_lines=[log] * 5,
         time_scale=720,
+        figure_rows=list(FIGURES),
     )
 
 
@@ -107,9 +118,34 @@ def test_view_fits_and_keeps_slos_and_incidents_visible(width: int, height: int)
 def test_small_terminal_says_what_it_leaves_out_and_cuts_with_an_ellipsis() -> None:
     screen = "\n".join(_screen(80, 24))
     assert "order.create" in screen and "POST /charge" in screen  # failing operations are never cut
-    assert "3 more operation(s) below" in screen
+    assert "4 more operation(s) below" in screen  # one line went to the figures
     assert "budget…" in screen or "…" in screen
     assert "shop log lines" not in screen  # no room for logs; SLOs and incidents win
+
+
+def test_small_terminal_gives_the_figures_one_line_below_slos_and_incidents() -> None:
+    lines = _screen(80, 24)
+    figures = [i for i, line in enumerate(lines) if line.startswith("figures ")]
+    assert len(figures) == 1 and "business & system" not in "\n".join(lines)
+    assert lines[figures[0]].startswith("figures shop orders 412, revenue $22,714.50, avg order $55.13")
+    slos = lines.index(next(line for line in lines if line.startswith("SLOs")))
+    incidents = lines.index("incidents (webhook deliveries)")
+    assert slos < incidents < figures[0]
+    assert " resolved critical shop/api-availability" in lines[incidents + 2]  # both transitions still shown
+    for name in ("api-availability", "checkout-latency", "order-processing"):
+        assert any(line.startswith(name) for line in lines[slos:incidents])
+
+
+def test_small_terminal_drops_the_figures_before_an_slo_or_incident() -> None:
+    frame = _frame()
+    frame.slo_rows = [*frame.slo_rows, *(SLORow("shop", f"extra-{n}", 0.99, 0.5, dict(WINDOWS)) for n in range(5))]
+    console = Console(width=80, height=24, record=True, file=io.StringIO())
+    console.print(render(frame, 80, 24))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 24
+    assert "figures " not in "\n".join(lines)  # no room left: the figures give way
+    assert any(line.startswith("extra-4") for line in lines)
+    assert " resolved critical shop/api-availability" in "\n".join(lines)
 
 
 def test_large_terminal_shows_every_operation_whole_incidents_and_logs() -> None:
@@ -122,6 +158,19 @@ def test_large_terminal_shows_every_operation_whole_incidents_and_logs() -> None
     assert "shop log lines with their trace ids (JSON on stdout, shown as text)" in screen
     assert f"trace={TRACE[:12]}" in screen and "amount_usd=1234.50" in screen
     assert "…" in screen  # the long log message is cut with an ellipsis
+
+
+def test_large_terminal_shows_business_and_system_figures_per_service() -> None:
+    lines = _screen(160, 50)
+    screen = "\n".join(lines)
+    assert "business & system" in screen
+    shop = next(line for line in lines if line.lstrip().startswith("shop ") and "orders created" in line)
+    for figure in ("orders created 412", "revenue $22,714.50", "mean order amount $55.13", "signups 12"):
+        assert figure in shop
+    assert "CPU busy 23%" in shop and "memory used 41%" in shop  # utilizations 0..1 read as percent
+    payments = next(line for line in lines if "payment charges" in line)
+    assert "payment charges 409" in payments and "process CPU 3%" in payments
+    assert screen.index("incidents (webhook deliveries)") < screen.index("business & system")
 
 
 def test_summary_is_printed_once_and_incidents_only_as_they_arrive() -> None:
@@ -138,6 +187,7 @@ def test_summary_is_printed_once_and_incidents_only_as_they_arrive() -> None:
         red_rows=frame.red_rows,
         slo_rows=frame.slo_rows,
         log_lines=frame.log_lines,
+        figure_rows=frame.figure_rows,
         opened=[events[0]],
         resolved=[1],
         sink_totals={"traces": 5},
@@ -151,6 +201,7 @@ def test_summary_is_printed_once_and_incidents_only_as_they_arrive() -> None:
     assert text.count("demo summary") == 1
     assert text.count("shop log lines with their trace ids") == 1
     assert "4xx answers (client errors)" in text
+    assert text.count("business & system") == 1 and "orders created 412" in text
 
 
 def test_every_window_shows_even_when_the_burns_are_wide() -> None:
