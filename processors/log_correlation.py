@@ -69,18 +69,21 @@ def _span_fields(static: _Fields, span_context: SpanContext | None) -> _Fields:
             otelTraceSampled=False,
         )
         return fields
-    trace_hex = format(span_context.trace_id, "032x")
-    span_hex = format(span_context.span_id, "016x")
-    sampled = span_context.trace_flags.sampled
-    fields.update(
-        trace_id=trace_hex,
-        span_id=span_hex,
-        trace_sampled=sampled,
-        otelTraceID=trace_hex,
-        otelSpanID=span_hex,
-        otelTraceSampled=sampled,
-    )
-    return fields
+    return _ids_fields(static, span_context.trace_id, span_context.span_id, span_context.trace_flags.sampled)
+
+
+def _ids_fields(static: _Fields, trace_id: int, span_id: int, sampled: bool) -> _Fields:
+    trace_hex = format(trace_id, "032x")
+    span_hex = format(span_id, "016x")
+    return {
+        **static,
+        "trace_id": trace_hex,
+        "span_id": span_hex,
+        "trace_sampled": sampled,
+        "otelTraceID": trace_hex,
+        "otelSpanID": span_hex,
+        "otelTraceSampled": sampled,
+    }
 
 
 class _Correlator:
@@ -102,14 +105,17 @@ class _Correlator:
         if not span_context.is_valid:
             fields = self._outside
         else:
-            cached = self._by_span.get(span_context.span_id)
-            if cached is not None and cached[0] == span_context.trace_id:
+            # Each SpanContext property is a Python call: read each once.
+            span_id = span_context.span_id
+            trace_id = span_context.trace_id
+            cached = self._by_span.get(span_id)
+            if cached is not None and cached[0] == trace_id:
                 fields = cached[1]
             else:
-                fields = _span_fields(self._static, span_context)
+                fields = _ids_fields(self._static, trace_id, span_id, span_context.trace_flags.sampled)
                 if len(self._by_span) >= _SPAN_CACHE_LIMIT:
                     self._by_span.clear()
-                self._by_span[span_context.span_id] = (span_context.trace_id, fields)
+                self._by_span[span_id] = (trace_id, fields)
         self.last = (ctx, fields)
         return fields
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from otelpipe.processors.log_correlation import CORRELATION_FIELDS
 from otelpipe.processors.redaction import Redactor
@@ -92,14 +93,17 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
         elif isinstance(body, (Mapping, list, tuple, int)):
             record.body = _encodable(body, 0)
         attributes = record.attributes
-        # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone.
-        if not isinstance(attributes, MutableMapping):
-            return
         # The SDK's BoundedAttributes keeps a plain dict in `_dict`: reading and deleting through it
         # costs C-level dict operations instead of the Mapping ABC's Python-level ones (a dozen
         # correlation keys per record). Deleting never needs the bounds or value cleaning.
         inner = getattr(attributes, "_dict", None)
-        view: MutableMapping[str, Any] = inner if type(inner) is dict else attributes
+        view: MutableMapping[str, Any]
+        if type(inner) is dict and type(attributes) is BoundedAttributes:  # no ABC isinstance
+            view = inner
+        elif isinstance(attributes, MutableMapping):
+            view = attributes
+        else:  # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone
+            return
         request_id = view.get("request_id") or get_request_id()
         if self._drop:
             for key in _DROPPED.intersection(view):
