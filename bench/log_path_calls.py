@@ -1,0 +1,110 @@
+"""Python function calls per log record on a real request path, stock distro vs otelpipe (cProfile).
+
+Call counts do not depend on machine load, so they compare log-path changes exactly where timings
+on a busy 2-core host cannot. The app is bench/request_cost.py's (Flask + SQLAlchemy, one SELECT,
+one log line per request) under `opentelemetry-instrument`, 1 % `parentbased_traceidratio`, OTLP/HTTP
+exporters to a closed port (nothing is sent during the run); only the `log.info` call is profiled.
+Run: .venv/bin/python bench/log_path_calls.py [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
+    import cProfile
+    import logging
+    import pstats
+    import sqlite3
+
+    from flask import Flask
+    from sqlalchemy import create_engine, text
+
+    db = os.environ["BENCH_DB"]
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)")
+        connection.executemany(
+            "INSERT OR IGNORE INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(100)]
+        )
+    engine = create_engine(f"sqlite:///{db}")
+    app = Flask(__name__)
+    log = logging.getLogger("bench.app")
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    profile: cProfile.Profile | None = None
+
+    @app.get("/item/<int:item_id>")
+    def item(item_id: int) -> dict[str, object]:
+        with engine.connect() as conn:
+            name = conn.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
+        if profile is not None:
+            profile.enable()
+        log.info("item %s served", item_id)
+        if profile is not None:
+            profile.disable()
+        return {"id": item_id, "name": name}
+
+    client = app.test_client()
+    for i in range(300):
+        client.get(f"/item/{i % 100}")
+    profile = cProfile.Profile()
+    count = int(os.environ["BENCH_REQUESTS"])
+    for i in range(count):
+        client.get(f"/item/{i % 100}")
+    print(f"{pstats.Stats(profile).total_calls / count:.1f}")
+
+
+def _calls(otelpipe: bool, requests: int, workdir: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_SERVICE_NAME="log-path-calls",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.01",
+        OTELPIPE_STATE_DIR=str(workdir / "state"),
+        BENCH_DB=str(workdir / "items.db"),
+        BENCH_REQUESTS=str(requests),
+    )
+    if otelpipe:
+        env.update(OTEL_PYTHON_DISTRO="otelpipe", OTEL_PYTHON_CONFIGURATOR="otelpipe")
+    else:
+        env.update(OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR="configurator")
+    instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    out = subprocess.run(
+        [instrument, sys.executable, str(Path(__file__).resolve()), "--app"],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.app:
+        _app_main()
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        print("Python calls per log record (one log.info inside a Flask request, 1 % sampling)")
+        print(f"  stock opentelemetry-distro  {_calls(False, args.requests, workdir)}")
+        print(f"  otelpipe defaults           {_calls(True, args.requests, workdir)}")
+
+
+if __name__ == "__main__":
+    main()
