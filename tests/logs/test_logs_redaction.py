@@ -138,3 +138,20 @@ def test_filter_never_drops_on_error(captured):
     logger.info("hello %s", "x")
     assert [r.getMessage() for r in handler.records] == ["hello x"]
     assert logging.getLogger("otelpipe.logs").propagate in (True, False)
+
+
+def test_hint_gate_covers_every_hint_and_still_masks_each_kind():
+    """The one-scan gate in front of the hinted patterns lets through every text one could match."""
+    from otelpipe.processors import redaction
+
+    assert redaction._GATE_COVERS_HINTS and redaction.Redactor()._gated
+    redactor = redaction.Redactor()
+    for text in (
+        "auth BEARER abcdefghijklmnop",
+        "db postgres://app:hunter2@db:5432/x",
+        "key AKIAABCDEFGHIJKLMNOP used",
+        "jwt eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl",
+        "gh ghp_" + "a" * 36,
+    ):
+        assert "[REDACTED]" in redactor.redact_text(text), text
+    assert redactor.redact_text("order 12345 paid") == "order 12345 paid"
