@@ -194,7 +194,9 @@ def figure_value(row: Any) -> str:
 
 def _figures_by_service(frame: Frame) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = {}
-    for row in sorted(frame.figure_rows, key=lambda r: r.figure in _SYSTEM_FIGURES):
+    order = ("orders created", "revenue", "mean order amount", "signups", "payment charges", *_SYSTEM_FIGURES)
+    rank = {figure: index for index, figure in enumerate(order)}
+    for row in sorted(frame.figure_rows, key=lambda r: rank.get(r.figure, len(order))):
         grouped.setdefault(row.service, []).append(row)
     return grouped
 
