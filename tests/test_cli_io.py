@@ -70,7 +70,7 @@ def test_dash_is_stdin_and_stdout(
     assert "slo:sli_error:ratio_rate5m" in capsys.readouterr().out
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
     assert main(["slo", "validate", "-"]) == 0
-    assert "<stdin>: 3 SLO(s), 4 rule(s) OK" in capsys.readouterr().out
+    assert "<stdin>: 3 SLO(s), 5 rule(s) OK" in capsys.readouterr().out
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(BAD_SPEC.encode())))
     assert main(["slo", "validate", "-"]) == 2
     err = capsys.readouterr().err

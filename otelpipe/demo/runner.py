@@ -36,6 +36,11 @@ class DemoOptions:
     rps: float = 20.0
     burst: bool = True
     burst_error_rate: float = 1.0
+    # During the burst payments also answer this much slower and this many extra clients arrive, so
+    # requests pile up in the shop (http.server.active_requests) and the saturation rule fires.
+    # The latency stays under the api-latency SLO's 400 ms for an order (inventory + pay).
+    burst_latency_ms: int = 100
+    burst_clients: int = 4
     time_scale: float = 720.0  # 30 d -> 1 h: the 1h/5m page tier -> 5 s/0.4 s, the 3d/6h ticket -> 6 min/30 s
     hold_down_s: float = 5.0
     settle_s: float = 60.0  # after the traffic phase, wait this long at most for open incidents to resolve
@@ -115,13 +120,31 @@ class _Phase:
         return None
 
 
-def _set_faults(payments: ServiceProcess, error_rate: float) -> None:
-    body = json.dumps({"error_rate": error_rate, "latency_ms": 0}).encode()
+def _set_faults(payments: ServiceProcess, error_rate: float, latency_ms: int = 0) -> None:
+    body = json.dumps({"error_rate": error_rate, "latency_ms": latency_ms}).encode()
     request = urllib.request.Request(
         payments.url + "/admin/faults", data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=5):
         pass
+
+
+def _start_rush(base_url: str, options: DemoOptions, duration_s: float, stop: threading.Event) -> list[threading.Thread]:
+    """Extra clients for the burst, each sending back to back: with payments slowed they hold requests
+    open in the shop, the saturation a real traffic spike on a slow dependency causes."""
+    clients = [
+        threading.Thread(
+            target=drive,
+            args=(base_url, options.rps, duration_s),
+            kwargs={"stop_event": stop},
+            name=f"demo-rush-{index}",
+            daemon=True,
+        )
+        for index in range(options.burst_clients)
+    ]
+    for client in clients:
+        client.start()
+    return clients
 
 
 def run_demo(options: DemoOptions, view: Any | None = None) -> DemoResult:
@@ -183,15 +206,23 @@ def run_demo(options: DemoOptions, view: Any | None = None) -> DemoResult:
 
         phase = _Phase(options)
         started = time.monotonic()
+        rush_stop = threading.Event()
+        rush: list[threading.Thread] = []
 
         def on_tick(live: TrafficStats) -> None:
             nonlocal stats
             stats = live
             action = phase.due(time.monotonic() - started)
-            if action is not None:
-                _set_faults(payments, options.burst_error_rate if action == "start" else 0.0)
-                if view is not None:
-                    view.burst(action)
+            if action is None:
+                return
+            if action == "start":
+                _set_faults(payments, options.burst_error_rate, options.burst_latency_ms)
+                rush.extend(_start_rush(shop.url, options, phase.end_at - phase.start_at, rush_stop))
+            else:
+                _set_faults(payments, 0.0)
+                rush_stop.set()
+            if view is not None:
+                view.burst(action)
 
         traffic = threading.Thread(
             target=drive,
@@ -229,7 +260,10 @@ def run_demo(options: DemoOptions, view: Any | None = None) -> DemoResult:
                     break
             time.sleep(0.25)
         stop.set()
+        rush_stop.set()
         traffic.join(10)
+        for client in rush:
+            client.join(10)
     finally:
         stop.set()
         for service in reversed(services):

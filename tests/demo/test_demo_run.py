@@ -31,6 +31,8 @@ def test_demo_opens_and_resolves_an_incident_and_leaves_nothing_behind(tmp_path)
     assert "error burst injected on payments" in out
     assert "incident    opened critical shop/api-availability" in out
     assert "incident    opened critical shop/orders-stopped" in out  # a metric rule on shop.orders.created
+    # saturation: payments slowed and extra clients during the burst pile requests up in the shop
+    assert "incident    opened warning  shop/requests-piling-up" in out
     assert "incident  resolved" in out
     summary = out[out.index("demo summary") :]
     rows = {

@@ -107,7 +107,7 @@ def test_cli_rules_include_the_demo_metric_rules_and_promtool_accepts_them(tmp_p
     text = generate_rules(load_spec(DEMO), metric_rules=load_metric_rules(DEMO))
     groups = {group["name"]: group for group in yaml.safe_load(text)["groups"]}
     alerts = {rule["alert"] for rule in groups["otelpipe-metric-rules"]["rules"]}
-    assert alerts == {"ShopHighCpuMetricRule", "ShopOrdersStoppedMetricRule"}
+    assert alerts == {"ShopHighCpuMetricRule", "ShopOrdersStoppedMetricRule", "ShopRequestsPilingUpMetricRule"}
     promtool = shutil.which("promtool")
     if promtool is None:
         if os.environ.get("CI") == "true":
