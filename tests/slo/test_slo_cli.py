@@ -5,8 +5,8 @@ import time
 from pathlib import Path
 
 import pytest
-from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 
+from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 from otelpipe.slo.cli import register
 from otelpipe.slo.evaluator import SLOEvaluator
 from otelpipe.slo.spec import load_spec
@@ -25,7 +25,7 @@ def run(*argv: str) -> int:
 def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("slo", "validate", str(DEMO)) == 0
     out = capsys.readouterr().out
-    assert "3 SLO(s), 4 rule(s) OK" in out
+    assert "3 SLO(s), 5 rule(s) OK" in out
     assert "service.name=shop" in out and "(('" not in out  # dimensions, not Python tuples
     assert run("slo", "validate", str(DEMO), "--boundaries", "0.1,0.5,0.8") == 2
     assert "slos[1].sli.threshold" in capsys.readouterr().err
