@@ -16,10 +16,11 @@ from collections.abc import Callable
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import get_current_span
+from pythonjsonlogger.json import JsonFormatter as PjlFormatter
+
 from otelpipe.processors.json_formatter import JsonFormatter
 from otelpipe.processors.log_correlation import install_log_correlation
 from otelpipe.processors.redaction import RedactingFilter, Redactor
-from pythonjsonlogger.json import JsonFormatter as PjlFormatter
 
 ROUNDS = 9
 CALLS = 20_000

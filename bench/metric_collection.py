@@ -30,6 +30,7 @@ CONFIGS = {
 def _child(rounds: int) -> None:
     from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
     from opentelemetry.sdk.metrics import MeterProvider
+
     from otelpipe.processors.metric_snapshot import MetricSnapshotReader
 
     def app(provider: MeterProvider) -> None:
@@ -68,9 +69,8 @@ def _child(rounds: int) -> None:
 
 def _evaluation(rounds: int) -> str:
     """One tick of 10 metric rules over a snapshot with a 2,000-series counter and a 2,000-series histogram."""
-    from otelpipe.processors.metric_snapshot import MetricPoint, MetricSnapshot
-
     from otelpipe.incidents.metric_rules import MetricRuleEvaluator, parse_metric_rules
+    from otelpipe.processors.metric_snapshot import MetricPoint, MetricSnapshot
 
     def snapshot(step: int) -> MetricSnapshot:
         counters = tuple(

@@ -108,6 +108,7 @@ def span_cost(rounds: int, spans: int = 5000) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
     from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
+
     from otelpipe.processors.redaction import Redactor
     from otelpipe.processors.sampling import RecordUnsampledSampler
     from otelpipe.processors.span_redaction import RedactingSpanProcessor
@@ -161,6 +162,7 @@ def accuracy(random_ids: int) -> None:
         return
     sys.path.insert(0, str(corpora.parent))
     import redaction_corpora as c
+
     from otelpipe.processors.redaction import Redactor
 
     redactor = Redactor()

@@ -11,7 +11,6 @@ import tempfile
 import time
 
 from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
-
 from otelpipe.slo.evaluator import SLOEvaluator
 from otelpipe.slo.model import SLI, SLO, Selector, SLOSpec, default_tiers
 from otelpipe.slo.state import SLOStateStore

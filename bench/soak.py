@@ -128,6 +128,7 @@ def _scenario(
 def _cardinality(requests: int) -> dict[str, Any]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
+
     from otelpipe.processors.red import REDSpanProcessor, REDStore
 
     store = REDStore(cardinality_limit=2000, dimensions=("url.path", "user_agent.original"))

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind, Tracer
+
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 
 # What opentelemetry-instrumentation-flask 0.66b1 sets on a server span by default (legacy names).

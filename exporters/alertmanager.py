@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from otelpipe.exporters._delivery import DeliveryError, DeliveryOptions, QueuedNotifier, mask_url
 from otelpipe.exporters._http import post_json
-
 from otelpipe.incidents.document import rfc3339
 from otelpipe.incidents.model import Incident, IncidentEvent
 

@@ -7,7 +7,6 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier
-
 from otelpipe.incidents.document import rfc3339
 from otelpipe.incidents.model import IncidentEvent
 

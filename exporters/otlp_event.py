@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from opentelemetry._logs import Logger, LoggerProvider, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
-from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier
 
+from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier
 from otelpipe.incidents.model import Incident, IncidentEvent
 
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier
 from otelpipe.exporters._http import post_json
-
 from otelpipe.incidents.document import rfc3339
 from otelpipe.incidents.model import IncidentEvent
 

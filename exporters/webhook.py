@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier, mask_url
 from otelpipe.exporters._http import post_json
-
 from otelpipe.incidents.document import incident_document, rfc3339
 from otelpipe.incidents.model import IncidentEvent
 from otelpipe.slo.wording import budget_short

@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, get_current_span
+
 from otelpipe.processors.request_id import _REQUEST_ID, get_request_id
 
 _logger = logging.getLogger("otelpipe.logs")

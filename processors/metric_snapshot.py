@@ -31,6 +31,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     Sum,
 )
+
 from otelpipe.processors.red_snapshot import AttributeValue
 
 __all__ = ["MetricPoint", "MetricSnapshot", "MetricSnapshotReader", "PointKind"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+
 from otelpipe.processors.log_correlation import CORRELATION_FIELDS
 from otelpipe.processors.redaction import Redactor
 from otelpipe.processors.request_id import SPAN_ATTRIBUTE, get_request_id

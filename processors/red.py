@@ -32,6 +32,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind
+
 from otelpipe.processors.red_snapshot import (
     HTTP_METHOD,
     HTTP_ROUTE,

@@ -56,6 +56,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
 from otelpipe.processors.red import REDStore
 from otelpipe.processors.red_snapshot import AttributeValue, ExemplarRef, REDSnapshot, SeriesStats
 

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status
+
 from otelpipe.processors.redaction import Redactor
 
 _logger = logging.getLogger("otelpipe.logs")

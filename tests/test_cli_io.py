@@ -91,7 +91,6 @@ def test_validate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_status_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
-
     from otelpipe.slo.evaluator import SLOEvaluator
     from otelpipe.slo.spec import load_spec
     from otelpipe.slo.state import SLOStateStore

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 import yaml
+
 from otelpipe.exporters._delivery import DeliveryOptions
 from otelpipe.exporters.alertmanager import AlertmanagerNotifier
-from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
-
 from otelpipe.incidents.engine import IncidentEngine
+from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 from otelpipe.slo.evaluator import SLOEvaluator
 from otelpipe.slo.prometheus_rules import generate_rules
 from otelpipe.slo.spec import load_spec

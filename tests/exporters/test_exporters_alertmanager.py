@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from otelpipe.exporters._delivery import DeliveryOptions
-from otelpipe.exporters.alertmanager import AlertmanagerNotifier
-from otelpipe.processors.red_snapshot import ExemplarRef
 
 from otelpipe.alerts import AlertState, Severity
+from otelpipe.exporters._delivery import DeliveryOptions
+from otelpipe.exporters.alertmanager import AlertmanagerNotifier
 from otelpipe.incidents.engine import IncidentEngine
 from otelpipe.incidents.store import IncidentStore
+from otelpipe.processors.red_snapshot import ExemplarRef
 
 if TYPE_CHECKING:
     from conftest import EventFactory, Recorder

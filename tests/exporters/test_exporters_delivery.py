@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier, mask_url
-from otelpipe.exporters.webhook import WebhookNotifier
 
 from otelpipe.alerts import AlertState
+from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier, mask_url
+from otelpipe.exporters.webhook import WebhookNotifier
 from otelpipe.incidents.engine import IncidentEngine
 from otelpipe.incidents.model import IncidentEvent
 

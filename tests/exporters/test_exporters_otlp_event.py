@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
 from otelpipe.exporters.otlp_event import EVENT_NAME, OTLPEventNotifier
 
 if TYPE_CHECKING:

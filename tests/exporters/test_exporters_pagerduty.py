@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from otelpipe.alerts import AlertState
 from otelpipe.exporters._delivery import DeliveryOptions
 from otelpipe.exporters.pagerduty import PagerDutyNotifier, pagerduty_body
-from otelpipe.processors.red_snapshot import ExemplarRef
-
-from otelpipe.alerts import AlertState
 from otelpipe.incidents.engine import IncidentEngine
 from otelpipe.incidents.store import IncidentStore
+from otelpipe.processors.red_snapshot import ExemplarRef
 
 if TYPE_CHECKING:
     from conftest import EventFactory, Recorder

@@ -20,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
+
 from otelpipe.processors.otlp_logs import CorrelatingLogRecordProcessor
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.processors.redaction import Redactor

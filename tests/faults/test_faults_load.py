@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from otelpipe.processors.red_snapshot import OVERFLOW, SERVICE_NAME, STATUS_CODE, STATUS_ERROR
 
 from otelpipe.fleet import REDStreamMerger
+from otelpipe.processors.red_snapshot import OVERFLOW, SERVICE_NAME, STATUS_CODE, STATUS_ERROR
 
 DELTA = 1  # AGGREGATION_TEMPORALITY_DELTA
 

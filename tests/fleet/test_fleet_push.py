@@ -5,10 +5,10 @@ from __future__ import annotations
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from otelpipe.processors.red import REDSpanProcessor, REDStore
 
 from otelpipe.fleet import REDStreamMerger
 from otelpipe.fleet.push import REDPusher
+from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.sink import OTLPReceiver
 
 

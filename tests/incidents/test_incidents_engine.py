@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from otelpipe.processors.red_snapshot import ExemplarRef
 
 from otelpipe.alerts import AlertState, Severity
 from otelpipe.incidents.engine import IncidentEngine
 from otelpipe.incidents.model import Incident, IncidentEvent
 from otelpipe.incidents.store import IncidentStore
+from otelpipe.processors.red_snapshot import ExemplarRef
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 

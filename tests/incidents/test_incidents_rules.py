@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from otelpipe.processors.red_snapshot import ExemplarRef, REDSnapshot, SeriesStats
 
 from otelpipe.incidents.rules import (
     RuleEvaluator,
@@ -15,6 +14,7 @@ from otelpipe.incidents.rules import (
     load_rules,
     parse_rules,
 )
+from otelpipe.processors.red_snapshot import ExemplarRef, REDSnapshot, SeriesStats
 
 BOUNDARIES = (0.1, 0.5, 1.0, 2.0, 5.0)
 T0 = 1_700_000_000.0

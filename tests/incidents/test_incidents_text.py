@@ -10,15 +10,15 @@ from __future__ import annotations
 import io
 
 import pytest
+
+from otelpipe.alerts import AlertState
 from otelpipe.exporters.alertmanager import alert_annotations
 from otelpipe.exporters.console import ConsoleNotifier, format_event
 from otelpipe.exporters.pagerduty import pagerduty_body
 from otelpipe.exporters.webhook import slack_body, webhook_body
-from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
-
-from otelpipe.alerts import AlertState
 from otelpipe.incidents.engine import IncidentEngine
 from otelpipe.incidents.model import IncidentEvent
+from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 from otelpipe.slo.evaluator import SLOEvaluator
 from otelpipe.slo.model import SLI, SLO, Selector, SLOSpec, default_tiers
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import yaml
-from otelpipe.processors.metric_snapshot import MetricPoint, MetricSnapshot
 
 from otelpipe.incidents.metric_rules import (
     MetricRule,
@@ -16,6 +15,7 @@ from otelpipe.incidents.metric_rules import (
     parse_metric_rules,
 )
 from otelpipe.incidents.rules import RuleSpecError, parse_rules
+from otelpipe.processors.metric_snapshot import MetricPoint, MetricSnapshot
 
 T0 = 1_700_000_000.0
 SEED = Path(__file__).resolve().parents[2] / "otelpipe" / "demo" / "slo.yaml"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+
 from otelpipe.processors.log_correlation import LogCorrelationHandle, install_log_correlation
 
 

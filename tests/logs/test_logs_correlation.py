@@ -5,6 +5,7 @@ import logging
 import threading
 
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
 from otelpipe.processors.log_correlation import current_log_fields, install_log_correlation
 from otelpipe.processors.request_id import reset_request_id, set_request_id
 

@@ -5,6 +5,7 @@ import logging
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
 from otelpipe.processors.otlp_logs import CorrelatingLogRecordProcessor
 from otelpipe.processors.redaction import Redactor
 from otelpipe.processors.request_id import reset_request_id, set_request_id

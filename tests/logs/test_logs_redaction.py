@@ -7,6 +7,7 @@ import random
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from otelpipe.processors.json_formatter import JsonFormatter
 from otelpipe.processors.redaction import RedactingFilter, Redactor, luhn_valid
 

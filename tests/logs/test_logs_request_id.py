@@ -9,9 +9,9 @@ from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otelpipe.processors.request_id import flask_request_hook, flask_response_hook, get_request_id
 
 from otelpipe.access_log import install_flask_access_log
+from otelpipe.processors.request_id import flask_request_hook, flask_response_hook, get_request_id
 
 
 @pytest.fixture

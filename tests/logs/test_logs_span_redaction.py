@@ -3,6 +3,7 @@ from __future__ import annotations
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from otelpipe.processors.redaction import Redactor
 from otelpipe.processors.span_redaction import RedactingSpanProcessor
 

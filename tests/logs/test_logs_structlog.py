@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from otelpipe.processors.request_id import reset_request_id, set_request_id
 from otelpipe.processors.structlog_correlation import add_otel_context
 

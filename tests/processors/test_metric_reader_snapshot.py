@@ -6,6 +6,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
+
 from otelpipe.processors.metric_snapshot import MetricSnapshot, MetricSnapshotReader
 
 

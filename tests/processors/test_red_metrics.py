@@ -17,6 +17,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from prometheus_client import CollectorRegistry, generate_latest
+
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.processors.red_metrics import (
     CALLS_METRIC,
@@ -30,7 +32,6 @@ from otelpipe.processors.red_metrics import (
     REDMetricProducer,
     attach_red_producer,
 )
-from prometheus_client import CollectorRegistry, generate_latest
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000

@@ -14,6 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
 from otelpipe.processors.red import REDSpanProcessor, REDStore, validate_boundaries
 from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 from otelpipe.processors.sampling import RecordUnsampledSampler

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
+
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.processors.sampling import RecordUnsampledSampler
 

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBasedTraceIdRatio
 from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
+
 from otelpipe.processors.export_drops import DropCountingBatchSpanProcessor, ExportDropCounts
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.processors.unsampled import LightUnsampledTracerProvider, UnsampledSpan

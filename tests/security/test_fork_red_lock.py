@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
+
 from otelpipe.processors.red import REDSpanProcessor, REDStore
 from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
 

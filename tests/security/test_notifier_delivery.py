@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from otelpipe.config import Settings
 from otelpipe.exporters._delivery import DeliveryError, DeliveryOptions, QueuedNotifier
 from otelpipe.exporters._http import MAX_RESPONSE_BYTES
 from otelpipe.exporters.alertmanager import AlertmanagerNotifier
 from otelpipe.exporters.webhook import WebhookNotifier
-
-from otelpipe.config import Settings
 from otelpipe.incidents.model import Incident, IncidentEvent
 from otelpipe.pipeline import _notifiers
 

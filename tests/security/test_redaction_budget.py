@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from otelpipe.processors.redaction import MAX_CHUNK, Redactor
 
 from otelpipe.config import ConfigError, load_settings
+from otelpipe.processors.redaction import MAX_CHUNK, Redactor
 
 R = Redactor()
 KB = 1024

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
+
 from otelpipe.processors.json_formatter import JsonFormatter
 from otelpipe.processors.otlp_logs import CorrelatingLogRecordProcessor
 from otelpipe.processors.red import REDStore

@@ -6,8 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from otelpipe.processors.red_snapshot import ExemplarRef, REDSnapshot, SeriesStats
 
+from otelpipe.processors.red_snapshot import ExemplarRef, REDSnapshot, SeriesStats
 from otelpipe.slo.evaluator import SLOEvaluator
 from otelpipe.slo.model import SLI, SLO, AlertTier, Selector, SLOSpec, default_tiers
 from otelpipe.slo.spec import SLOSpecError, load_spec

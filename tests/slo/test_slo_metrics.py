@@ -2,8 +2,8 @@
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 
+from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
 from otelpipe.slo.evaluator import SLOEvaluator
 from otelpipe.slo.metrics import register_slo_metrics
 from otelpipe.slo.model import SLI, SLO, Selector, SLOSpec, default_tiers
