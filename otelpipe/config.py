@@ -17,6 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from otelpipe.diagnostics import shown_value
+from otelpipe.processors.red_snapshot import SPAN_KINDS_BY_NAME
 from otelpipe.slo import durations as _durations
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ T = TypeVar("T")
 DEFAULT_BUCKETS: tuple[float, ...] = (
     0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
 )  # fmt: skip
-SPAN_KINDS = ("server", "client", "producer", "consumer", "internal")
+SPAN_KINDS = tuple(SPAN_KINDS_BY_NAME)  # server, client, producer, consumer, internal
 #: Every kind, as the spanmetrics connector counts them.
 DEFAULT_SPAN_KINDS = SPAN_KINDS
 

@@ -31,10 +31,10 @@ from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import SpanKind
 
 from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, sdk_disabled, service_name
 from otelpipe.diagnostics import logger
+from otelpipe.processors.red_snapshot import SPAN_KINDS_BY_NAME
 
 if TYPE_CHECKING:  # the components are imported lazily at run time, only when switched on
     from opentelemetry._logs import LoggerProvider
@@ -260,13 +260,6 @@ _SDK_DEFAULTS = {
     "OTEL_PYTHON_SYSTEM_METRICS_EXCLUDED_METRICS": "system.network.connections",
 }
 
-_SPAN_KINDS = {
-    "server": SpanKind.SERVER,
-    "client": SpanKind.CLIENT,
-    "producer": SpanKind.PRODUCER,
-    "consumer": SpanKind.CONSUMER,
-    "internal": SpanKind.INTERNAL,
-}
 
 
 def _build_redactor(settings: Settings) -> Any:
@@ -295,7 +288,7 @@ def _build_red(settings: Settings) -> tuple[Any, Any]:
     )
     processor = REDSpanProcessor(
         store,
-        span_kinds=[_SPAN_KINDS[k] for k in settings.red.span_kinds],
+        span_kinds=[SPAN_KINDS_BY_NAME[k] for k in settings.red.span_kinds],
         service_graph=settings.red.service_graph,
     )
     return store, processor

@@ -40,6 +40,7 @@ from otelpipe.processors.red_snapshot import (
     OVERFLOW,
     SERVICE_NAME,
     SPAN_KIND,
+    SPAN_KIND_LABELS,
     SPAN_NAME,
     STATUS_CODE,
     STATUS_ERROR,
@@ -107,7 +108,7 @@ _CORE_DIMENSIONS = (SERVICE_NAME, SPAN_NAME, SPAN_KIND, STATUS_CODE)
 
 # Indexed by SpanKind._value_ / StatusCode._value_: keys hold small ints, never enums (whose
 # hash is a Python-level call).
-_KIND_NAMES = tuple(f"SPAN_KIND_{kind.name}" for kind in sorted(SpanKind, key=lambda kind: int(kind.value)))
+_KIND_NAMES = tuple(SPAN_KIND_LABELS[kind] for kind in sorted(SpanKind, key=lambda kind: int(kind.value)))
 _STATUS_NAMES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", STATUS_ERROR)
 _UNSET, _OK, _ERROR = 0, 1, 2
 _SERVER = int(SpanKind.SERVER.value)

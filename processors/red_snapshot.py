@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import SpanKind
+
 AttributeValue = str | int | float | bool
 
 # Dimension names, as the Collector's spanmetrics connector spells them.
@@ -23,6 +25,15 @@ HTTP_STATUS = "http.response.status_code"
 OVERFLOW = "otel.metric.overflow"
 
 STATUS_ERROR = "STATUS_CODE_ERROR"
+
+#: Span kinds, spelled once: a setting's name (`server`) -> the SDK's `SpanKind` -> the RED label
+#: (`SPAN_KIND_SERVER`, as the spanmetrics connector writes it). Settings, specs, the span path and
+#: the exporters all read these two tables.
+SPAN_KINDS_BY_NAME: Mapping[str, SpanKind] = {
+    kind.name.lower(): kind
+    for kind in (SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER, SpanKind.INTERNAL)
+}
+SPAN_KIND_LABELS: Mapping[SpanKind, str] = {kind: f"SPAN_KIND_{kind.name}" for kind in SpanKind}
 
 
 @dataclass(frozen=True, slots=True)

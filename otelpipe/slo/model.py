@@ -15,6 +15,8 @@ from otelpipe.processors.red_snapshot import (
     HTTP_ROUTE,
     SERVICE_NAME,
     SPAN_KIND,
+    SPAN_KIND_LABELS,
+    SPAN_KINDS_BY_NAME,
     SPAN_NAME,
     AttributeValue,
 )
@@ -25,13 +27,7 @@ TierSeverity = Literal["page", "ticket"]
 
 THIRTY_DAYS = 30 * 86400.0
 
-SPAN_KINDS = (
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-)
+SPAN_KINDS = tuple(SPAN_KIND_LABELS[kind] for kind in SPAN_KINDS_BY_NAME.values())
 
 
 @dataclass(frozen=True, slots=True)
