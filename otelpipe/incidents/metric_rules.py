@@ -52,8 +52,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-import yaml
-
 from otelpipe.alerts import AlertState, Severity
 from otelpipe.incidents.rules import (
     ANY,
@@ -68,6 +66,7 @@ from otelpipe.incidents.rules import (
     estimate_quantile,
 )
 from otelpipe.processors.metric_snapshot import MetricPoint, MetricSnapshot
+from otelpipe.slo.spec_file import SpecFileError, load_documents, read_spec_text
 
 Condition = Literal["value", "rate", "quantile", "absent"]
 Aggregate = Literal["sum", "avg", "min", "max"]
@@ -139,10 +138,10 @@ def load_metric_rules(
     path: str | Path, *, errors: list[RuleSpecError] | None = None
 ) -> tuple[MetricRule, ...]:
     """Metric rules from the `rules:` key of a YAML file (none when absent, or in OpenSLO files)."""
-    try:
-        documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise RuleSpecError(str(path), "<unparsable YAML>", f"valid YAML ({exc})") from None
+    try:  # the same bounded reading as the SLO spec (regular file, size, alias and depth budgets)
+        documents = load_documents(read_spec_text(path), str(path))
+    except SpecFileError as exc:
+        raise RuleSpecError(f"{exc.where or '<top>'}", exc.found, exc.expected) from None
     if len(documents) != 1:
         return ()
     return parse_metric_rules(documents[0], errors=errors)

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from otelpipe.incidents.metric_rules import MetricRule, load_metric_rules
-from otelpipe.incidents.rules import RuleSpecError, ThresholdRule, load_rules
+from otelpipe.incidents.metric_rules import MetricRule, parse_metric_rules
+from otelpipe.incidents.rules import RuleSpecError, ThresholdRule, parse_rules
 from otelpipe.slo.model import SLOSpec
-from otelpipe.slo.spec import SLOSpecError, load_spec, threshold_errors
+from otelpipe.slo.spec import SLOSpecError, parse_spec_documents, threshold_errors
+from otelpipe.slo.spec_file import SpecFileError, load_documents, read_spec_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,14 @@ def check_slo_file(path: str | Path, boundaries: Sequence[float]) -> SLOFileChec
     source = str(path)
     errors: list[str] = []
     spec_errors: list[SLOSpecError] = []
-    try:
-        spec = load_spec(path, errors=spec_errors)
+    try:  # read and parse once (bounded); SLOs, threshold rules and metric rules share the documents
+        documents = load_documents(read_spec_text(path), source)
+        spec = parse_spec_documents(documents, source=source, errors=spec_errors)
+    except SpecFileError as exc:
+        return SLOFileCheck(source, SLOSpec(slos=(), source=source), (), (str(exc),))
     except SLOSpecError as exc:  # not readable as a spec at all: nothing of it can run
         return SLOFileCheck(source, SLOSpec(slos=(), source=source), (), (str(exc),))
+    document = documents[0] if len(documents) == 1 else None  # OpenSLO files carry no otelpipe rules
     errors.extend(str(e) for e in spec_errors)
     kept = []
     for slo in spec.slos:
@@ -53,15 +58,15 @@ def check_slo_file(path: str | Path, boundaries: Sequence[float]) -> SLOFileChec
         spec = SLOSpec(slos=tuple(kept), source=spec.source)
     rule_errors: list[RuleSpecError] = []
     try:
-        rules = load_rules(path, errors=rule_errors)
-    except (RuleSpecError, OSError) as exc:
+        rules = parse_rules(document, errors=rule_errors)
+    except RuleSpecError as exc:
         rules = ()
         errors.append(f"{source}: {exc}")
     errors.extend(f"{source}: {e}" for e in rule_errors)
     metric_errors: list[RuleSpecError] = []
     try:
-        metric_rules = load_metric_rules(path, errors=metric_errors)
-    except (RuleSpecError, OSError) as exc:
+        metric_rules = parse_metric_rules(document, errors=metric_errors)
+    except RuleSpecError as exc:
         metric_rules = ()
         errors.append(f"{source}: {exc}")
     errors.extend(f"{source}: {e}" for e in metric_errors)

@@ -230,6 +230,14 @@ def parse_spec(text: str, *, source: str = "<string>", errors: list[SLOSpecError
         documents = load_documents(text, source)
     except SpecFileError as exc:
         raise SLOSpecError(exc.source, exc.where, exc.found, exc.expected) from None
+    return parse_spec_documents(documents, source=source, errors=errors)
+
+
+def parse_spec_documents(
+    documents: list[Any], *, source: str = "<string>", errors: list[SLOSpecError] | None = None
+) -> SLOSpec:
+    """`parse_spec` on YAML documents already loaded (with `load_documents`'s budgets), so one file is
+    read and parsed once for its SLOs, threshold rules and metric rules."""
     if not documents:
         raise SLOSpecError(source, "", "", "a native spec (version: otelpipe/v1) or OpenSLO v1 documents")
     first = documents[0]

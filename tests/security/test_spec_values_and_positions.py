@@ -67,3 +67,35 @@ def test_positions_are_not_written_or_read_through_a_planted_symlink(tmp_path: P
     positions.save()
     assert victim.read_text() == "do not touch"
     assert (tmp_path / POSITIONS_FILE).is_symlink()
+
+
+def test_metric_rules_read_the_file_with_the_same_budgets(tmp_path: Path) -> None:
+    """The metric-rule loader once read YAML unbounded; an alias bomb must be refused there too."""
+    from otelpipe.incidents.metric_rules import load_metric_rules
+    from otelpipe.incidents.rules import RuleSpecError
+
+    layers = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    layers += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(layers) + "\nrules: *a8\n")
+    with pytest.raises(RuleSpecError, match="nodes"):
+        load_metric_rules(str(bomb))
+
+
+def test_the_slo_file_is_read_once_for_slos_rules_and_metric_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import otelpipe.slo.check as check
+
+    reads: list[str] = []
+    real = check.read_spec_text
+
+    def counting(path: object) -> str:
+        reads.append(str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(check, "read_spec_text", counting)
+    spec = Path(__file__).resolve().parents[2] / "otelpipe" / "demo" / "slo.yaml"
+    result = check.check_slo_file(spec, (0.1, 0.2, 0.4, 0.8))
+    assert result.spec.slos and result.rules and result.metric_rules
+    assert reads == [str(spec)]
