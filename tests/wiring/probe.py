@@ -120,7 +120,8 @@ def _logs(pipeline: Any) -> dict[str, Any]:
 def _prefork(pipeline: Any) -> dict[str, Any]:
     """Start the host evaluator's receiver (done at the first fork) and report how it forgets streams."""
     pipeline.prefork.start_receiver()
-    return {"stale_after_s": pipeline.prefork.merger.stale_after_ns / 1e9}
+    merger = pipeline.prefork.merger
+    return {"stale_after_s": merger.stale_after_ns / 1e9, "series_limit": merger.series_limit}
 
 
 SCENARIOS = {

@@ -266,6 +266,11 @@ def test_push_interval_and_stale_after_reach_the_host_evaluator() -> None:
     assert out["prefork"]["stale_after_s"] == 35.0
 
 
+def test_cardinality_limit_bounds_the_host_evaluators_merge() -> None:
+    out, _ = probe({"OTELPIPE_SLO_FILE": str(DEMO_SLO), "OTELPIPE_RED_CARDINALITY_LIMIT": "77"}, "prefork")
+    assert out["prefork"]["series_limit"] == 77
+
+
 def test_stdlib_logs_are_bridged_only_when_otelpipe_is_enabled() -> None:
     on, _ = probe({"OTEL_LOGS_EXPORTER": "console"}, "logs")
     assert on["logs"]["logs_bridged"] is True
