@@ -116,6 +116,9 @@ def test_incident_settings_reach_engine_and_notifiers() -> None:
         "OTELPIPE_NOTIFY_TIMEOUT": "3s",
         "OTELPIPE_INCIDENT_HOLD_DOWN": "42s",
         "OTELPIPE_TRACE_URL_TEMPLATE": "http://traces.example/{trace_id}",
+        "OTELPIPE_ALERTMANAGER_URL": "http://127.0.0.1:9",  # every notifier, so each one's options are checked
+        "OTELPIPE_PAGERDUTY_ROUTING_KEY": "wiring-key",
+        "OTELPIPE_CONSOLE_NOTIFIER": "true",
     }
     out, _ = probe(env, "incidents")
     incidents = out["incidents"]
@@ -125,6 +128,7 @@ def test_incident_settings_reach_engine_and_notifiers() -> None:
     webhook = next(n for n in incidents["notifiers"] if n["type"] == "WebhookNotifier")
     assert webhook["format"] == "slack"
     assert webhook["url"] == "http://127.0.0.1:9/hook"
+    assert len(incidents["notifiers"]) == 5
     assert all(n["queue_size"] == 7 and n["timeout_s"] == 3.0 for n in incidents["notifiers"])
 
 
