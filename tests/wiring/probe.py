@@ -75,6 +75,7 @@ def _incidents(pipeline: Any) -> dict[str, Any]:
                 "queue_size": getattr(getattr(n, "options", None), "queue_size", None),
                 "timeout_s": getattr(n, "timeout_s", None),
                 "url": getattr(n, "_url", getattr(n, "_endpoint", None)),
+                "counted": getattr(n, "_counter", None) is not None,  # otelpipe.incident.notifications
             }
             for n in notifiers
         ],

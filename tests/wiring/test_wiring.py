@@ -129,6 +129,8 @@ def test_incident_settings_reach_engine_and_notifiers() -> None:
     assert webhook["format"] == "slack"
     assert webhook["url"] == "http://127.0.0.1:9/hook"
     assert len(incidents["notifiers"]) == 5
+    # every notifier that sends over the network counts its outcomes on the app's meter
+    assert all(n["counted"] for n in incidents["notifiers"] if n["type"] != "ConsoleNotifier")
     assert all(n["queue_size"] == 7 and n["timeout_s"] == 3.0 for n in incidents["notifiers"])
 
 
