@@ -101,7 +101,9 @@ def _opened_after(webhook: object, started: float, timeout: float) -> float | No
     return None
 
 
-def _measure(start: Callable[[object], tuple[list[str], Callable[[], None]]], fleet: ModuleType, args) -> float | None:
+def _measure(
+    start: Callable[[object], tuple[list[str], Callable[[], None]]], fleet: ModuleType, args
+) -> float | None:
     webhook = fleet.Webhook()
     try:
         bases, stop = start(webhook)
@@ -124,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of good traffic first")
     parser.add_argument("--timeout", type=float, default=90.0)
-    parser.add_argument("--prometheus-runs", type=int, default=1, help="runs of the Prometheus path (0: skip)")
+    parser.add_argument(
+        "--prometheus-runs", type=int, default=1, help="runs of the Prometheus path (0: skip)"
+    )
     args = parser.parse_args(argv)
     fleet = _load(ROOT / "tests" / "fleet" / "conftest.py", "fleet_conftest")
     interval = f"{args.interval:g}s"
@@ -168,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return [pod.base for pod in pods], stop
 
-    print(f"interval {interval} (tick, push, export), {args.rps:g} req/s, warm-up {args.warmup:g}s, 100 % errors from t=0")
+    print(
+        f"interval {interval} (tick, push, export), {args.rps:g} req/s, warm-up {args.warmup:g}s, 100 % errors from t=0"
+    )
     results: dict[str, list[float]] = {}
     for name, start in (("in-process", in_process), ("prefork -w 4", prefork), ("gateway, 2 pods", gateway)):
         for run in range(1, args.runs + 1):

@@ -64,7 +64,9 @@ def main() -> int:
     resource = {"service.name": "bench", "process.pid": 1}
     for routes in (10, 100, 1000):
         store, reader = _worker(routes)
-        sdk = _median_us(lambda reader=reader: encode_metrics(reader.get_metrics_data()).SerializeToString(), 10)
+        sdk = _median_us(
+            lambda reader=reader: encode_metrics(reader.get_metrics_data()).SerializeToString(), 10
+        )
 
         def direct(store: REDStore = store) -> bytes:
             snapshot = store.snapshot()

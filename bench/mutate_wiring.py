@@ -355,6 +355,9 @@ def main() -> int:
         help="run mutants whose 'file:line op: description' has this (repeatable)",
     )
     parser.add_argument(
+        "--extra-tests", action="append", default=[], help="also run these tests (e.g. to check a survivor)"
+    )
+    parser.add_argument(
         "--tests-rev", help="measure the tests of this git revision instead of the work tree's"
     )
     parser.add_argument("--budget-min", type=float, default=45.0, help="stop starting mutants after this")
@@ -403,7 +406,7 @@ def main() -> int:
         if where.stdout.count(str(tree_dir)) < 3:  # the tests must import the copy, or no mutant is ever seen
             print(f"tests do not import the mutated copy: {where.stdout[-500:]}")
             return 2
-        ok, detail = run_tests(tree_dir, TESTS, args.timeout_s)
+        ok, detail = run_tests(tree_dir, (*TESTS, *args.extra_tests), args.timeout_s)
         if not ok:
             print(f"baseline fails, nothing measured: {detail}")
             return 2
@@ -417,7 +420,7 @@ def main() -> int:
             target = tree_dir / mutant.path
             target.write_text(ast.unparse(apply(trees[mutant.path], mutant)))
             try:
-                passed, detail = run_tests(tree_dir, TESTS, args.timeout_s)
+                passed, detail = run_tests(tree_dir, (*TESTS, *args.extra_tests), args.timeout_s)
             finally:
                 target.write_text(ast.unparse(trees[mutant.path]))
             (survived if passed else killed).append(mutant)

@@ -112,7 +112,11 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
             from opentelemetry import metrics, trace
             from opentelemetry._logs import get_logger_provider
 
-            for provider in (trace.get_tracer_provider(), get_logger_provider(), metrics.get_meter_provider()):
+            for provider in (
+                trace.get_tracer_provider(),
+                get_logger_provider(),
+                metrics.get_meter_provider(),
+            ):
                 flush = getattr(provider, "force_flush", None)
                 if flush is not None:
                     flush(10_000)
@@ -304,7 +308,13 @@ def main() -> int:
     if args.quick:
         args.requests, args.rounds = 300, 7
     samplings = [float(s) for s in args.sampling.split(",")]
-    names = list(VARIANTS) if args.variants == "all" else [] if args.variants == "none" else args.variants.split(",")
+    names = (
+        list(VARIANTS)
+        if args.variants == "all"
+        else []
+        if args.variants == "none"
+        else args.variants.split(",")
+    )
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
@@ -327,7 +337,15 @@ def main() -> int:
                 if sampling == min(samplings) or args.variants_at_full or name == "other-python":
                     python = args.other_python if name == "other-python" else sys.executable
                     processes.append(
-                        _start(name, sampling, VARIANTS[name], sink.http_endpoint, workdir, otelpipe=True, python=python)
+                        _start(
+                            name,
+                            sampling,
+                            VARIANTS[name],
+                            sink.http_endpoint,
+                            workdir,
+                            otelpipe=True,
+                            python=python,
+                        )
                     )
         for process in processes:  # started together, warmed up one after another
             _wait_ready(process)
@@ -369,17 +387,28 @@ def main() -> int:
                 elif process.label == "other-python":
                     name = f"otelpipe under {args.other_python}"
                 elif process.label in VARIANTS:
-                    name = "otelpipe, " + " ".join(f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items())
+                    name = "otelpipe, " + " ".join(
+                        f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items()
+                    )
                 best = min(process.thread)
                 cells = [f"{best:.0f}", f"{best / min(stock.thread):.3f}"]
                 if process.otelpipe:
-                    cells += [_ratio_text(r) for r in (process.thread_ratios, process.cpu_ratios, process.wall_ratios)]
+                    cells += [
+                        _ratio_text(r)
+                        for r in (process.thread_ratios, process.cpu_ratios, process.wall_ratios)
+                    ]
                 else:
                     cells += ["1", "1", "1"]
                 print(f"| {name} | {sampling:g} | {' | '.join(cells)} |")
         if args.json:
             raw = [
-                {"label": p.label, "sampling": p.sampling, "thread_us": p.thread, "cpu_us": p.cpu, "wall_us": p.medians}
+                {
+                    "label": p.label,
+                    "sampling": p.sampling,
+                    "thread_us": p.thread,
+                    "cpu_us": p.cpu,
+                    "wall_us": p.medians,
+                }
                 for p in processes
             ]
             Path(args.json).write_text(json.dumps(raw, indent=1))
