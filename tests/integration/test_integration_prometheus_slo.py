@@ -58,4 +58,6 @@ def test_page_alert_fires_in_prometheus_and_in_process_after_error_burst(
     incident = event["incident"]
     assert (incident["service"], incident["name"], incident["kind"]) == ("flaky", "work-availability", "slo")
     assert incident["tier"].startswith("page"), incident
-    assert incident["burn_rates"]["5m"] > 14.4 and incident["burn_rates"]["1h"] > 14.4, incident
+    # Either page tier may open it: 5m/1h at 14.4x, or 30m/6h at 6x when a tick lands between the two.
+    burn = incident["burn_rates"]
+    assert (burn["5m"] > 14.4 and burn["1h"] > 14.4) or (burn["30m"] > 6 and burn["6h"] > 6), incident
