@@ -88,6 +88,9 @@ def _incidents(pipeline: Any) -> dict[str, Any]:
         "save_interval_s": getattr(loop.evaluation.evaluator, "_persist_interval", None),
         "persistent_windows": getattr(loop.evaluation.evaluator, "_state", None) is not None,
         "prefork": pipeline.prefork is not None,
+        "threshold_rules": loop.evaluation.rules is not None,
+        "metric_rules": getattr(loop.evaluation, "metric_rules", None) is not None,
+        "metric_reader": pipeline.metric_reader is not None,
         "rebuilds_after_fork": getattr(loop, "_rebuild", None) is not None,
     }
 

@@ -74,7 +74,9 @@ def test_red_exemplars_and_service_graph_switch_off() -> None:
     on, _ = probe({}, "red")
     assert any(s["exemplars"] for s in on["red"]["series"])
     assert on["red"]["edges"] >= 1
-    off, _ = probe({"OTELPIPE_RED_EXEMPLARS_ENABLED": "false", "OTELPIPE_SERVICE_GRAPH_ENABLED": "false"}, "red")
+    off, _ = probe(
+        {"OTELPIPE_RED_EXEMPLARS_ENABLED": "false", "OTELPIPE_SERVICE_GRAPH_ENABLED": "false"}, "red"
+    )
     assert not any(s["exemplars"] for s in off["red"]["series"])
     assert off["red"]["edges"] == 0
 
@@ -101,7 +103,11 @@ def test_redaction_keys_and_patterns_reach_spans_and_logs() -> None:
 
 
 def test_redaction_off_leaves_values_alone() -> None:
-    env = {"OTELPIPE_REDACT_ENABLED": "false", "OTELPIPE_REDACT_KEYS": "customfield", "OTELPIPE_LOG_FORMAT": "json"}
+    env = {
+        "OTELPIPE_REDACT_ENABLED": "false",
+        "OTELPIPE_REDACT_KEYS": "customfield",
+        "OTELPIPE_LOG_FORMAT": "json",
+    }
     out, output = probe(env, "redaction")
     assert out["redaction"]["span_attributes"]["customfield"] == "visible-value"
     assert "visible-value" in output
@@ -190,7 +196,9 @@ def test_gateway_evaluation_starts_no_evaluator() -> None:
 def test_record_unsampled_keeps_red_exact_under_a_dropping_sampler() -> None:
     kept, _ = probe({"OTEL_TRACES_SAMPLER": "always_off"}, "red")
     assert sum(s["calls"] for s in kept["red"]["series"]) >= 4
-    dropped, _ = probe({"OTEL_TRACES_SAMPLER": "always_off", "OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED": "false"}, "red")
+    dropped, _ = probe(
+        {"OTEL_TRACES_SAMPLER": "always_off", "OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED": "false"}, "red"
+    )
     assert dropped["red"]["series"] == []
 
 
@@ -257,7 +265,11 @@ def test_strict_decides_whether_a_bad_slo_stops_start_up(tmp_path: Path) -> None
     lenient, _ = probe({"OTELPIPE_SLO_FILE": str(spec)}, "incidents")
     assert lenient["incidents"]["evaluation"] is True  # the bad SLO is skipped, the others run
     # system metrics off: strict must be what stops start-up, not another switch that happens to be on
-    strict = {"OTELPIPE_SLO_FILE": str(spec), "OTELPIPE_STRICT": "true", "OTELPIPE_SYSTEM_METRICS_ENABLED": "false"}
+    strict = {
+        "OTELPIPE_SLO_FILE": str(spec),
+        "OTELPIPE_STRICT": "true",
+        "OTELPIPE_SYSTEM_METRICS_ENABLED": "false",
+    }
     with pytest.raises(AssertionError, match="OTELPIPE_SLO_FILE"):
         probe(strict, "incidents")
 
@@ -313,3 +325,10 @@ def test_redaction_reaches_otlp_log_records() -> None:
     assert '"body": "customfield=' in output  # the record was exported
     assert "visible-value" not in output
     assert "ORDER-777" not in output
+
+
+def test_threshold_and_metric_rules_of_the_slo_file_are_evaluated() -> None:
+    out, _ = probe({"OTELPIPE_SLO_FILE": str(DEMO_SLO)}, "incidents")  # the demo has both kinds
+    assert out["incidents"]["threshold_rules"] is True
+    assert out["incidents"]["metric_rules"] is True
+    assert out["incidents"]["metric_reader"] is True  # collected on the rule tick
