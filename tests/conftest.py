@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,57 @@ def binary_or_skip(name: str) -> str:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}: required in CI")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def running_alertmanager(config_text: str, workdir: Path) -> Iterator[str]:
+    """Debian's Alertmanager with `config_text` on a free loopback port; yields its URL, stops it by pid."""
+    binary = binary_or_skip("prometheus-alertmanager")
+    config = workdir / "alertmanager.yml"
+    config.write_text(config_text, encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address={url.removeprefix('http://')}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"alertmanager did not become ready within 20 s: {stderr[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def alertmanager_server() -> Callable[[str, Path], contextlib.AbstractContextManager[str]]:
+    """`with alertmanager_server(config_yaml, tmp_path) as url:` a real Alertmanager for one test."""
+    return running_alertmanager
 
 
 @pytest.fixture

@@ -11,10 +11,7 @@ itself posts them. A page from either path inhibits the other path's ticket for 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -48,52 +45,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("prometheus-alertmanager is required in CI")
-        pytest.skip("prometheus-alertmanager not installed (Debian package)")
+def alertmanager(tmp_path: Path, alertmanager_server: Any) -> Iterator[str]:
+    """The shipped config, its webhook receivers pointed at a port nobody listens on."""
     config = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
     dead = f"http://127.0.0.1:{_free_port()}/"
     for receiver in config["receivers"]:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = dead
-    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    url = f"http://127.0.0.1:{_free_port()}"
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'alertmanager.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address={url.removeprefix('http://')}",
-            "--cluster.listen-address=",
-            "--log.level=error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"alertmanager did not become ready: {stderr[-2000:]}")
-            time.sleep(0.1)
+    with alertmanager_server(yaml.safe_dump(config), tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _alerts(url: str) -> list[dict[str, Any]]:

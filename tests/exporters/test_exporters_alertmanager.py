@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,46 +34,9 @@ receivers:
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path, port_factory: Callable[[], int]) -> Iterator[str]:
-    binary = shutil.which(BINARY) or shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{BINARY} is required in CI (apt-get install prometheus-alertmanager)")
-        pytest.skip(f"{BINARY} not installed (Debian package prometheus-alertmanager)")
-    (tmp_path / "config.yml").write_text(CONFIG)
-    url = f"http://127.0.0.1:{port_factory()}"
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'config.yml'}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address={url.removeprefix('http://')}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"alertmanager did not become ready: {stderr[-2000:]}")
-            time.sleep(0.1)
+def alertmanager(tmp_path: Path, alertmanager_server: Any) -> Iterator[str]:
+    with alertmanager_server(CONFIG, tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def active_alerts(url: str) -> list[dict[str, Any]]:

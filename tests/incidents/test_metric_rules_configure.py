@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,49 +90,10 @@ def test_system_metrics_can_be_switched_off(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
+def alertmanager(tmp_path: Path, alertmanager_server: Any) -> Iterator[str]:
     """Debian's Alertmanager on a free port, stopped by pid afterwards."""
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus-alertmanager is required in CI (apt-get install prometheus-alertmanager)")
-        pytest.skip("prometheus-alertmanager not installed (Debian package prometheus-alertmanager)")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text('route: {receiver: "null"}\nreceivers: [{name: "null"}]\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address={url.removeprefix('http://')}",
-            "--cluster.listen-address=",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("alertmanager did not become ready within 20 s")
-            time.sleep(0.1)
+    with alertmanager_server('route: {receiver: "null"}\nreceivers: [{name: "null"}]\n', tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_a_metric_rule_incident_reaches_a_real_alertmanager(tmp_path: Path, alertmanager: str) -> None:
