@@ -19,6 +19,8 @@ from importlib import metadata
 from typing import Any, cast
 
 _log = logging.getLogger("otelpipe")
+
+
 def _always_on() -> Any:
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON as sampler
 
@@ -91,6 +93,21 @@ def _probe_meter_resource() -> None:
     try:
         if not isinstance(getattr(getattr(provider, "_sdk_config", None), "resource", None), Resource):
             raise LookupError("MeterProvider._sdk_config.resource is missing")
+    finally:
+        provider.shutdown()
+
+
+def _probe_fork_locks() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
+    reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    try:
+        consumer = getattr(provider, "_measurement_consumer", None)
+        for owner, name in ((consumer, "_lock"), (reader, "_export_lock")):
+            if not callable(getattr(getattr(owner, name, None), "acquire", None)):
+                raise LookupError(f"{type(owner).__name__}.{name} is not a lock")
     finally:
         provider.shutdown()
 
@@ -203,8 +220,12 @@ def _probe_light_tracing() -> None:
             raise LookupError(f"opentelemetry.sdk._configuration.{name} is missing")
     unknown = set(inspect.signature(configuration._initialize_components).parameters) - INITIALIZE_PARAMETERS
     if unknown:  # a new step the light setup would skip
-        raise LookupError(f"_initialize_components() has parameters otelpipe does not mirror: {sorted(unknown)}")
-    tracer = sdk_trace.TracerProvider(sampler=_always_on(), shutdown_on_exit=False).get_tracer("otelpipe.sdk-check")
+        raise LookupError(
+            f"_initialize_components() has parameters otelpipe does not mirror: {sorted(unknown)}"
+        )
+    tracer = sdk_trace.TracerProvider(sampler=_always_on(), shutdown_on_exit=False).get_tracer(
+        "otelpipe.sdk-check"
+    )
     for name in ("_is_enabled", "span_processor", "_instrumentation_scope", "resource"):
         if not hasattr(tracer, name):
             raise LookupError(f"Tracer.{name} is missing")
@@ -283,6 +304,15 @@ HOOKS: tuple[Hook, ...] = (
         "none",
         "forked workers share one identity; RED points may carry an empty resource",
         _probe_meter_resource,
+    ),
+    Hook(
+        "MeterProvider._measurement_consumer._lock, PeriodicExportingMetricReader._export_lock",
+        "otelpipe.processors.fork_safety",
+        "a worker forked while the master collects or exports would inherit these locks held and never "
+        "export metrics; they are taken before fork() and renewed in the child",
+        "none (the SDK renews neither in its own fork handlers)",
+        "a prefork worker (gunicorn, uWSGI) forked mid-collection may export no metrics at all",
+        _probe_fork_locks,
     ),
     Hook(
         "opentelemetry.sdk.metrics._internal.instrument._Counter/_Histogram",

@@ -390,6 +390,10 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     from otelpipe.processors.export_drops import register_export_metrics
 
     register_export_metrics(pipeline.meter("otelpipe.export"), export_counts)
+    if isinstance(pipeline.meter_provider, SDKMeterProvider):
+        from otelpipe.processors.fork_safety import guard_collection_across_fork
+
+        guard_collection_across_fork(pipeline.meter_provider)
     if store is not None:
         from otelpipe.processors.red_metrics import REDMetricProducer, attach_red_producer
 
