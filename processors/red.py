@@ -402,8 +402,7 @@ class REDStore:
             attributes = self.label_redactor(attributes)
         return _stats(attributes, data, start, error=status == _ERROR)
 
-    @staticmethod
-    def _decode_edge(key: tuple[Any, ...], data: list[Any], start: int) -> SeriesStats | None:
+    def _decode_edge(self, key: tuple[Any, ...], data: list[Any], start: int) -> SeriesStats | None:
         if data[_CALLS] == 0:
             return None
         if key == _OVERFLOW_KEY:
@@ -413,6 +412,8 @@ class REDStore:
         if connection_type:
             attributes["connection_type"] = connection_type
         attributes["failed"] = failed
+        if self.label_redactor is not None:  # `server` is a span attribute: unsampled ones are raw
+            attributes = self.label_redactor(attributes)
         return _stats(attributes, data, start, error=failed)
 
 

@@ -1,5 +1,6 @@
 """Through `otelpipe.configure()`: a sampled span is exported masked (default and
-OTELPIPE_REDACT_PATTERNS), an unsampled (RECORD_ONLY) span costs no redaction at all (issue 13)."""
+OTELPIPE_REDACT_PATTERNS), an unsampled (RECORD_ONLY) span costs no redaction at all (issue 13),
+and the RED series and service-graph edges built from either kind are exported masked."""
 
 from __future__ import annotations
 
@@ -104,3 +105,55 @@ def test_configure_masks_structlog_imported_and_configured_later(tmp_path):
     line = next(line for line in done.stdout.splitlines() if '"event": "login"' in line)
     assert json.loads(line)["password"] == "[REDACTED]"
     assert "hunter22" not in done.stdout and "pw-struct" not in done.stdout
+
+
+RED_SCRIPT = textwrap.dedent(
+    """
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+    import otelpipe
+
+    pipeline = otelpipe.configure()
+    tracer = trace.get_tracer("t")
+    with tracer.start_as_current_span("GET /login?password=hunter22", kind=SpanKind.SERVER) as span:
+        print("SAMPLED " + str(span.get_span_context().trace_flags.sampled), flush=True)
+        span.set_attribute("http.route", "/pay/4111 1111 1111 1111")
+        with tracer.start_as_current_span("call", kind=SpanKind.CLIENT) as client:
+            client.set_attribute("peer.service", "Authorization: Bearer s3cr3tT0kenAbCdEf123456")
+        with tracer.start_as_current_span("query", kind=SpanKind.CLIENT) as client:
+            client.set_attribute("server.address", "db?password=hunter22")
+    pipeline.shutdown()
+    """
+)
+
+
+@pytest.mark.parametrize("ratio", ["0", "1"])
+def test_configure_masks_exported_red_labels_of_sampled_and_unsampled_spans(tmp_path, ratio):
+    """RED series and service-graph edges are built from every span; an unsampled span's
+    attributes are never masked per span, so its labels must be masked in the store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG=ratio,
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="console",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", RED_SCRIPT],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    exported = done.stdout
+    assert f"SAMPLED {ratio == '1'}" in exported
+    assert '"span.name": "GET /login?password=[REDACTED]"' in exported
+    assert '"http.route": "/pay/[REDACTED]"' in exported
+    assert '"server": "Authorization: Bearer [REDACTED]"' in exported  # service-graph edges
+    assert '"server": "db?password=[REDACTED]"' in exported
+    leaked = [s for s in ("hunter22", "4111 1111", "s3cr3tT0ken") if s in exported + done.stderr]
+    assert not leaked, leaked
