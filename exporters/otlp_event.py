@@ -15,6 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier
+from otelpipe.incidents.codec import incident_to_dict
 from otelpipe.incidents.model import Incident, IncidentEvent
 
 if TYPE_CHECKING:
@@ -32,41 +33,46 @@ _SEVERITY = {
 }
 
 
+# Fields of `incident_to_dict` every event carries as `otelpipe.incident.<name>`.
+_ALWAYS = (
+    "id",
+    "dedup_key",
+    "key",
+    "service",
+    "name",
+    "kind",
+    "severity",
+    "status",
+    "opened_at",
+    "total",
+    "errors",
+)
+
+
 def event_attributes(event: IncidentEvent) -> dict[str, AttributeValue]:
-    """Flat attributes with every figure, under `otelpipe.incident.*`."""
+    """Flat attributes with every figure, under `otelpipe.incident.*` (the names of `incident_to_dict`)."""
     incident = event.incident
-    attributes: dict[str, AttributeValue] = {
-        _PREFIX + "event": event.kind,
-        _PREFIX + "id": incident.id,
-        _PREFIX + "dedup_key": incident.dedup_key,
-        _PREFIX + "key": incident.key,
-        _PREFIX + "service": incident.service,
-        _PREFIX + "name": incident.name,
-        _PREFIX + "kind": incident.kind,
-        _PREFIX + "severity": incident.severity,
-        _PREFIX + "status": incident.status,
-        _PREFIX + "opened_at": incident.opened_at,
-        _PREFIX + "total": incident.total,
-        _PREFIX + "errors": incident.errors,
-    }
-    optional: dict[str, AttributeValue | None] = {
-        "tier": incident.tier or None,
-        "objective": incident.objective,
-        "budget_remaining": incident.budget_remaining,
+    data = incident_to_dict(incident)
+    attributes: dict[str, AttributeValue] = {_PREFIX + "event": event.kind}
+    attributes.update((_PREFIX + name, data[name]) for name in _ALWAYS)
+    optional: dict[str, AttributeValue | None] = {  # left out when unset: OTLP has no null
+        "tier": data["tier"] or None,
+        "objective": data["objective"],
+        "budget_remaining": data["budget_remaining"],
         "previous_severity": event.previous_severity,
-        "resolved_at": incident.resolved_at,
+        "resolved_at": data["resolved_at"],
         "time_to_recover_s": incident.time_to_recover_s,
     }
     for name, value in optional.items():
         if value is not None:
             attributes[_PREFIX + name] = value
-    for window, burn in incident.burn_rates.items():
+    for window, burn in data["burn_rates"].items():
         attributes[f"{_PREFIX}burn_rate.{window}"] = burn
-    for name, label in incident.labels.items():
+    for name, label in data["labels"].items():
         attributes[f"{_PREFIX}label.{name}"] = label
-    if incident.traces:
-        attributes[_PREFIX + "trace_ids"] = [t.trace_id for t in incident.traces]
-        urls = [t.url for t in incident.traces if t.url]
+    if data["traces"]:
+        attributes[_PREFIX + "trace_ids"] = [t["trace_id"] for t in data["traces"]]
+        urls = [t["url"] for t in data["traces"] if t["url"]]
         if urls:
             attributes[_PREFIX + "trace_urls"] = urls
     return attributes

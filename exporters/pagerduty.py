@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from otelpipe.exporters._delivery import DeliveryOptions, QueuedNotifier
 from otelpipe.exporters._http import post_json
+from otelpipe.incidents.codec import incident_to_dict
 from otelpipe.incidents.document import rfc3339
 from otelpipe.incidents.model import IncidentEvent
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
 _MAX_SUMMARY = 1024
+# Fields of `incident_to_dict` in `custom_details`, under their own names.
+_DETAILS = ("key", "tier", "objective", "burn_rates", "budget_remaining", "total", "errors")
 
 
 def pagerduty_body(
@@ -35,18 +38,13 @@ def pagerduty_body(
     severity = (severity_map or {}).get(incident.severity, incident.severity)
     if severity not in PAGERDUTY_SEVERITIES:
         severity = "error"
+    data = incident_to_dict(incident)
     details: dict[str, Any] = {
         "event": event.kind,
-        "incident_id": incident.id,
-        "key": incident.key,
-        "tier": incident.tier,
-        "objective": incident.objective,
-        "burn_rates": dict(incident.burn_rates),
-        "budget_remaining": incident.budget_remaining,
-        "total": incident.total,
-        "errors": incident.errors,
-        "trace_ids": [t.trace_id for t in incident.traces],
-        "labels": dict(incident.labels),
+        "incident_id": data["id"],
+        **{name: data[name] for name in _DETAILS},
+        "trace_ids": [t["trace_id"] for t in data["traces"]],
+        "labels": data["labels"],
     }
     return {
         "routing_key": routing_key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from otelpipe.incidents.codec import incident_to_dict
 from otelpipe.incidents.model import Incident
 
 
@@ -14,40 +15,38 @@ def rfc3339(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _optional_time(timestamp: float | None) -> str | None:
-    return None if timestamp is None else rfc3339(timestamp)
+# The documented fields, in the documented order (see `otelpipe.exporters.webhook`); the internal
+# bookkeeping (updated_at, last_notified_at, notified_burn, clear_since, notifications) stays out.
+_FIELDS = (
+    "id",
+    "dedup_key",
+    "key",
+    "service",
+    "name",
+    "kind",
+    "severity",
+    "status",
+    "summary",
+    "opened_at",
+    "recovered_at",
+    "resolved_at",
+    "tier",
+    "objective",
+    "burn_rates",
+    "budget_remaining",
+    "total",
+    "errors",
+    "labels",
+    "traces",
+)
+_TIMES = frozenset({"opened_at", "recovered_at", "resolved_at"})
 
 
 def incident_document(incident: Incident) -> dict[str, Any]:
-    """Every figure of the incident, JSON-ready (see `otelpipe.exporters.webhook` for the schema)."""
-    return {
-        "id": incident.id,
-        "dedup_key": incident.dedup_key,
-        "key": incident.key,
-        "service": incident.service,
-        "name": incident.name,
-        "kind": incident.kind,
-        "severity": incident.severity,
-        "status": incident.status,
-        "summary": incident.summary,
-        "opened_at": rfc3339(incident.opened_at),
-        "recovered_at": _optional_time(incident.recovered_at),
-        "resolved_at": _optional_time(incident.resolved_at),
-        "tier": incident.tier,
-        "objective": incident.objective,
-        "burn_rates": dict(incident.burn_rates),
-        "budget_remaining": incident.budget_remaining,
-        "total": incident.total,
-        "errors": incident.errors,
-        "labels": dict(incident.labels),
-        "traces": [
-            {
-                "trace_id": t.trace_id,
-                "span_id": t.span_id,
-                "duration_s": t.duration_s,
-                "error": t.error,
-                "url": t.url,
-            }
-            for t in incident.traces
-        ],
-    }
+    """Every figure of the incident, JSON-ready, times in RFC 3339 (schema: `otelpipe.exporters.webhook`)."""
+    data = incident_to_dict(incident)
+    return {name: _time(data[name]) if name in _TIMES else data[name] for name in _FIELDS}
+
+
+def _time(timestamp: float | None) -> str | None:
+    return None if timestamp is None else rfc3339(timestamp)

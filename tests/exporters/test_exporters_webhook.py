@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
-from otelpipe.exporters.webhook import WebhookNotifier
+from otelpipe.exporters.webhook import WebhookNotifier, webhook_body
 
 if TYPE_CHECKING:
     from conftest import EventFactory, Recorder
@@ -86,3 +87,20 @@ def test_repr_masks_the_token_in_the_url() -> None:
     notifier = WebhookNotifier("https://hooks.example.com/services/T000/B000/SECRET?token=abc")
     assert "SECRET" not in repr(notifier) and "abc" not in repr(notifier)
     assert "hooks.example.com" in repr(notifier)
+
+
+def test_json_body_keeps_the_documented_key_order(make_event: EventFactory) -> None:
+    # Receivers may hash or diff bodies: the bytes stay what the previous release sent.
+    body = json.dumps(webhook_body(make_event("opened")), separators=(",", ":"))
+    assert body == (
+        '{"schema":"otelpipe.incident/v1","event":"opened","at":"2024-05-01T12:00:00.000Z",'
+        '"previous_severity":null,"incident":{"id":"inc-abc-1714564800",'
+        '"dedup_key":"otelpipe/checkout/availability","key":"checkout/availability","service":"checkout",'
+        '"name":"availability","kind":"slo","severity":"critical","status":"open",'
+        '"summary":"availability burning 14.9x budget (page: 5m/1h)","opened_at":"2024-05-01T12:00:00.000Z",'
+        '"recovered_at":null,"resolved_at":null,"tier":"page-5m-1h","objective":0.999,'
+        '"burn_rates":{"5m":15.2,"1h":14.9},"budget_remaining":0.82,"total":12000,"errors":180,'
+        '"labels":{"team":"shop"},"traces":[{"trace_id":"0af7651916cd43dd8448eb211c80319c",'
+        '"span_id":"b7ad6b7169203331","duration_s":0.31,"error":true,'
+        '"url":"http://jaeger:16686/trace/0af7651916cd43dd8448eb211c80319c"}]}}'
+    )
