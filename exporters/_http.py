@@ -5,7 +5,9 @@ What a broken or hostile endpoint must not do to the notifier's worker, and how 
   followed; a 3xx is a failed delivery naming the (masked) Location;
 - make it hold a huge response in memory: at most `MAX_RESPONSE_BYTES` of a body are read;
 - hold it past its timeout by sending one byte at a time: the timeout is one deadline across
-  connect, send and read; each socket operation gets only the time left until it;
+  name lookup, connect, send and read; each step gets only the time left until it (a lookup runs
+  on a short-lived daemon thread, at most `MAX_PENDING_LOOKUPS` at once, since getaddrinfo takes
+  no timeout);
 - hold it past shutdown: the sockets of an attempt are shut down when its `Cancellation` fires.
 urllib's opener is kept (proxies from the environment, TLS defaults); only the connection class
 and the redirect policy are replaced.
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
 import json
+import os
 import socket
 import threading
 import time
@@ -29,6 +33,28 @@ from otelpipe.exporters._delivery import Cancellation, DeliveryError, mask_url
 
 _USER_AGENT = "otelpipe-notifier/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
+# Lookups abandoned at their deadline keep running until the system resolver gives up; this many
+# at most, so a resolver that never answers cannot pile up threads.
+MAX_PENDING_LOOKUPS = 4
+# The resolver `_Attempt.connect` calls (a seam: tests slow it down).
+_getaddrinfo = socket.getaddrinfo
+
+
+class _Lookups:
+    """Counts name lookups still running, across attempts and notifiers (reset in a forked child)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending = 0
+
+    def reset(self) -> None:
+        self.lock = threading.Lock()
+        self.pending = 0
+
+
+_lookups = _Lookups()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_lookups.reset)
 
 
 class _Attempt:
@@ -39,6 +65,7 @@ class _Attempt:
         self.deadline = time.monotonic() + timeout_s
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self._wakeups: set[threading.Event] = set()
         self._cancelled = False
         self._forget = cancellation.on_cancel(self.cancel) if cancellation is not None else None
 
@@ -69,6 +96,9 @@ class _Attempt:
         with self._lock:
             self._cancelled = True
             sockets = list(self._sockets)
+            wakeups = list(self._wakeups)
+        for wakeup in wakeups:
+            wakeup.set()
         for sock in sockets:
             try:
                 # The base-class call works on the descriptor, so it also wakes a blocked TLS read
@@ -82,14 +112,63 @@ class _Attempt:
             self._forget()
         with self._lock:
             self._sockets.clear()
+            self._wakeups.clear()
+
+    def resolve(self, host: str, port: int) -> list[Any]:
+        """`getaddrinfo` within the time left: it takes no timeout, so it runs on a daemon thread
+        that is abandoned (and finishes on its own) at the deadline or on cancellation. An address
+        literal needs no lookup and no thread."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return list(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST))
+        with _lookups.lock:
+            if _lookups.pending >= MAX_PENDING_LOOKUPS:
+                raise TimeoutError(f"{_lookups.pending} name lookups still unanswered")
+            _lookups.pending += 1
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def lookup() -> None:
+            try:
+                outcome.append(_getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+            except BaseException as exc:  # handed to the waiting attempt, if it still waits
+                outcome.append(exc)
+            finally:
+                with _lookups.lock:
+                    _lookups.pending -= 1
+                done.set()
+
+        with self._lock:
+            self._wakeups.add(done)
+        try:
+            try:
+                threading.Thread(target=lookup, name="otelpipe-notifier-lookup", daemon=True).start()
+            except RuntimeError as exc:  # no thread to be had: never started, so not pending
+                with _lookups.lock:
+                    _lookups.pending -= 1
+                raise OSError(f"name lookup not started: {exc}") from None
+            while not done.wait(self.remaining()):
+                pass
+            self.remaining()  # woken by cancellation: raise, do not connect
+        finally:
+            with self._lock:
+                self._wakeups.discard(done)
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return list(result)
 
     def connect(
         self, address: tuple[str, int], timeout: object = None, source_address: Any = None, *_: object
     ) -> socket.socket:
-        """`socket.create_connection`, but each socket is watched before it connects, within the deadline."""
+        """`socket.create_connection`, but each socket is watched before it connects, and the name
+        lookup and connect both run within the deadline."""
         host, port = address
         error: OSError | None = None
-        for family, kind, proto, _name, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        for family, kind, proto, _name, sockaddr in self.resolve(host, port):
             sock = socket.socket(family, kind, proto)
             try:
                 self.watch(sock)

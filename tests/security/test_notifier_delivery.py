@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from otelpipe.config import Settings
+from otelpipe.exporters import _http
 from otelpipe.exporters._delivery import DeliveryError, DeliveryOptions, QueuedNotifier
-from otelpipe.exporters._http import MAX_RESPONSE_BYTES
+from otelpipe.exporters._http import MAX_PENDING_LOOKUPS, MAX_RESPONSE_BYTES
 from otelpipe.exporters.alertmanager import AlertmanagerNotifier
 from otelpipe.exporters.webhook import WebhookNotifier
 from otelpipe.incidents.model import Incident, IncidentEvent
@@ -390,3 +391,79 @@ def test_a_tls_handshake_that_never_finishes_is_bounded(serve, notifiers, stop: 
         assert elapsed < 2, f"shutdown(1) took {elapsed:.1f}s"
     assert (notifier.delivered, notifier.failed) == (0, 1)
     print(f"\nTLS handshake never answered, stopped by {stop}: {elapsed:.2f}s")
+
+
+def _answer_ok(conn: socket.socket, head: bytes) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.fixture
+def held_lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, list[str]]]:
+    """The notifiers' resolver made to hang until released, then to answer for real."""
+    release = threading.Event()
+    asked: list[str] = []
+
+    def held_getaddrinfo(host: str, *args: object) -> object:
+        asked.append(host)
+        release.wait(30)
+        return socket.getaddrinfo(host, *args)  # type: ignore[arg-type]
+
+    assert _wait_for(lambda: _http._lookups.pending == 0), "lookups of an earlier test still running"
+    monkeypatch.setattr(_http, "_getaddrinfo", held_getaddrinfo)
+    try:
+        yield release, asked
+    finally:
+        release.set()
+        assert _wait_for(lambda: _http._lookups.pending == 0), "released lookups did not finish"
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_name_lookup_within_the_deadline_delivers(serve, notifiers) -> None:
+    server = serve(_answer_ok)
+    notifier = webhook(f"http://localhost:{server.port}/hook", notifiers, timeout_s=10)
+    notifier.submit(_event())
+    assert notifier.force_flush(20)
+    assert (notifier.delivered, notifier.failed) == (1, 0)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("stop", ["deadline", "shutdown"])
+def test_a_name_lookup_that_never_answers_is_bounded(serve, notifiers, held_lookups, stop: str) -> None:
+    release, asked = held_lookups
+    server = serve(_answer_ok)
+    timeout_s = 0.5 if stop == "deadline" else 60.0
+    notifier = webhook(f"http://localhost:{server.port}/hook", notifiers, timeout_s=timeout_s)
+    notifier.submit(_event())
+    if stop == "deadline":
+        assert notifier.force_flush(10), "the worker is still waiting for the resolver"
+    else:
+        deadline = time.monotonic() + 10
+        while not asked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert asked == ["localhost"]
+        notifier.shutdown(1)
+        assert notifier._thread is not None and not notifier._thread.is_alive()
+    assert not release.is_set()  # the attempt ended while the lookup was still unanswered
+    assert (notifier.delivered, notifier.failed) == (0, 1)
+    assert server.requests == []
+
+
+def test_unanswered_name_lookups_are_bounded(serve, notifiers, held_lookups) -> None:
+    _release, asked = held_lookups
+    server = serve(_answer_ok)
+    notifier = webhook(f"http://localhost:{server.port}/hook", notifiers, timeout_s=0.2)
+    for n in range(MAX_PENDING_LOOKUPS + 3):
+        notifier.submit(_event(n))
+    assert notifier.force_flush(20)
+    assert notifier.failed == MAX_PENDING_LOOKUPS + 3
+    assert len(asked) == MAX_PENDING_LOOKUPS  # later attempts failed without starting a lookup
+    lookups = [t for t in threading.enumerate() if t.name == "otelpipe-notifier-lookup"]
+    assert len(lookups) == MAX_PENDING_LOOKUPS
