@@ -285,13 +285,10 @@ def _build_red(settings: Settings) -> tuple[Any, Any]:
         dimensions=dimensions,
         exclude_dimensions=settings.red.exclude_dimensions,
         exemplars=settings.red.exemplars,
-    )
-    processor = REDSpanProcessor(
-        store,
         span_kinds=[SPAN_KINDS_BY_NAME[k] for k in settings.red.span_kinds],
         service_graph=settings.red.service_graph,
     )
-    return store, processor
+    return store, REDSpanProcessor(store)
 
 
 def _resource_attributes(tracer_provider: Any) -> dict[str, Any]:

@@ -1,19 +1,26 @@
 """RED (rate, errors, duration) pre-aggregation of finished spans, cheap enough for 100 % of spans.
 
-`REDSpanProcessor.on_end` turns a span into a flat tuple of plain values and adds it to the calling
-thread's own table in a `REDStore`: a dict lookup, a bisect and a few integer adds, with no lock
-(a lock only guards new series, to keep the cardinality limit global). No SDK metrics
-API call and no attribute-dict allocation happens per span; everything costly (decoding keys into
-dimension names, seconds, hex ids) is deferred to `REDStore.snapshot()`, which readers call a few
-times a minute.
+Two parts with one job each. `REDStore` owns the figures: `record(span)` counts one finished span,
+`snapshot()` hands readers an immutable `REDSnapshot`, `reset_after_fork()` starts a forked child
+empty. `REDSpanProcessor` is only the SDK's adapter: its `on_end` is the store's `record`, bound
+directly, so counting a span costs one Python call and nothing outside this module sees how the
+store keeps its series.
+
+`record` turns a span into a flat tuple of plain values (the series key) and adds it to the calling
+thread's own table: a dict lookup, a bisect and a few integer adds, with no lock (a lock only guards
+new series, to keep the cardinality limit global). No SDK metrics API call and no attribute-dict
+allocation happens per span; everything costly (decoding keys into dimension names, seconds, hex
+ids) is deferred to `snapshot()`, which readers call a few times a minute. Encoding a key (`record`)
+and decoding it (`snapshot`) live in the same class, so the key layout is private to it.
 
 Error rule (as the Collector's spanmetrics plus the HTTP semantic conventions): a span counts as an
 error when its status is ERROR, or when it is a SERVER span whose status is UNSET and whose
 `http.response.status_code` (or legacy `http.status_code`) is >= 500. Its `status.code` dimension
 then holds `STATUS_CODE_ERROR`, so the error ratio is a plain label filter.
 
-Fork safety: the store re-initialises itself in a forked child (fresh lock, no series, new start
-time), so each prefork worker reports only its own spans and never inherits a lock held mid-update.
+Fork safety: every live store is reset in a forked child by one `os.register_at_fork` hook
+registered at import (fresh lock, no series, new start time), so each prefork worker reports only
+its own spans and never inherits a lock held mid-update.
 """
 
 from __future__ import annotations
@@ -126,6 +133,18 @@ _MESSAGING_SYSTEM = "messaging.system"
 
 _LOG_INTERVAL_S = 60.0
 
+# Every store alive in this process, reset in a forked child by the one hook registered below
+# (weak: a dropped store costs nothing at later forks, and there is one hook however many stores).
+_LIVE_STORES: weakref.WeakSet[REDStore] = weakref.WeakSet()
+
+
+def _reset_stores_after_fork() -> None:
+    for store in list(_LIVE_STORES):
+        try:
+            store.reset_after_fork()
+        except Exception:  # never break the child over its RED figures
+            _logger.warning("could not reset a RED store in this forked process", exc_info=True)
+
 
 def validate_boundaries(boundaries: Iterable[float]) -> tuple[float, ...]:
     """Return `boundaries` as a tuple, or raise ValueError unless they are sorted, positive, unique.
@@ -196,9 +215,11 @@ class _RateLimitedLog:
 class REDStore:
     """Cumulative RED figures per dimension combination, bounded by a cardinality limit.
 
-    Written by `REDSpanProcessor` on the span path, read through `snapshot()` by metric readers,
-    SLO windows and incident evidence. Memory is O(series x buckets): at most `cardinality_limit`
-    span series plus one overflow series, and the same for service-graph edges.
+    The whole interface: `record(span)` on the span path (what `REDSpanProcessor.on_end` is),
+    `snapshot()` for metric readers, SLO windows and incident evidence, `reset_after_fork()` (called
+    for every live store by this module's one fork hook), and the read-only settings below. Memory
+    is O(series x buckets): at most `cardinality_limit` span series plus one overflow series, and the
+    same for service-graph edges.
     """
 
     def __init__(
@@ -209,20 +230,31 @@ class REDStore:
         dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
         exclude_dimensions: Sequence[str] = (),
         exemplars: bool = True,
+        span_kinds: Iterable[SpanKind] = DEFAULT_SPAN_KINDS,
+        service_graph: bool = True,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         """Create an empty store.
 
         `dimensions` are the attribute names added to the four core dimensions (service.name,
         span.name, span.kind, status.code) when a span or its resource carries them;
-        `exclude_dimensions` removes any dimension, core ones included. `clock` returns Unix
-        nanoseconds (start and snapshot times; injectable for tests).
+        `exclude_dimensions` removes any dimension, core ones included. `span_kinds` selects which
+        spans `record` counts (all by default, as the spanmetrics connector); `service_graph` adds
+        client→server edges for CLIENT and PRODUCER spans. `clock` returns Unix nanoseconds (start
+        and snapshot times; injectable for tests).
         """
         if cardinality_limit < 1:
             raise ValueError(f"cardinality_limit must be >= 1, got {cardinality_limit!r}")
         self.boundaries = validate_boundaries(boundaries)
         self.cardinality_limit = cardinality_limit
         self.exemplars = exemplars
+        self.service_graph = service_graph
+        kinds = {int(kind.value) for kind in span_kinds}
+        self.span_kinds: frozenset[SpanKind] = frozenset(
+            kind for kind in SpanKind if int(kind.value) in kinds
+        )
+        self._kind_enabled = tuple(value in kinds for value in range(len(_KIND_NAMES)))
+        self._exemplar_mask = 1 if exemplars else 0
         self._clock = clock
         excluded = frozenset(exclude_dimensions)
         self._core_kept = tuple(name not in excluded for name in _CORE_DIMENSIONS)
@@ -241,23 +273,34 @@ class REDStore:
                 lookup.append(legacy)
             self._dimension_slots.append((name, tuple(slots)))
         self._attribute_keys: tuple[str, ...] = tuple(lookup)
+        self._default_layout = self._attribute_keys == _DEFAULT_ATTRIBUTE_KEYS
         self._bounds_ns = [round(bound * 1e9) for bound in self.boundaries]
         self._log = _RateLimitedLog()
         # Masks secrets in series labels (a span name can hold one) at snapshot time, not per span.
         self.label_redactor: Callable[[dict[str, AttributeValue]], dict[str, AttributeValue]] | None = None
-        self._reset()
-        weak_reset = weakref.WeakMethod(self._reset)
+        self.reset_after_fork()
+        _LIVE_STORES.add(self)
 
-        def _after_fork_in_child() -> None:
-            reset = weak_reset()
-            if reset is not None:
-                reset()
+    @property
+    def attribute_names(self) -> frozenset[str]:
+        """Every span attribute `record` reads: what a span must keep for its RED figures to be exact."""
+        names = {*self._attribute_keys, "http.response.status_code", "http.status_code"}
+        if self.service_graph:
+            names.update((*_EDGE_ATTRIBUTES, _MESSAGING_SYSTEM))
+        return frozenset(names)
 
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
+    @property
+    def thread_tables(self) -> int:
+        """How many per-thread tables the store holds (bounded: see `_shard`)."""
+        with self._lock:
+            return len(self._shards)
 
-    def _reset(self) -> None:
-        """Start empty: at construction and in a forked child (whose lock may be held by a dead thread)."""
+    def reset_after_fork(self) -> None:
+        """Start empty: at construction and in a forked child (whose lock may be held by a dead thread).
+
+        Called for every live store by the module's fork hook; not meant for a running process,
+        whose readers would see their cumulative series restart.
+        """
         self._lock = threading.Lock()
         # One pair of tables (span series, service-graph edges) per thread: a thread updates only its
         # own series, so the span path takes no lock. Keys are added only under `_lock` (`_admit`),
@@ -279,7 +322,139 @@ class REDStore:
         self._resource_cache: tuple[object, int] = (object(), -1)
         self.start_time_unix_nano = self._clock()
 
-    # -- span path helpers, called by REDSpanProcessor (same module) --
+    # -- span path --
+
+    def record(self, span: ReadableSpan) -> None:
+        """Count one finished span of the selected kinds; never raises (a bad span is counted as skipped).
+
+        The hot path: it reads each span field once (the SDK's storage, not the public properties,
+        which build a mappingproxy per access) and keys on plain values (small ints, never enums).
+        """
+        try:
+            kind = span._kind._value_
+            if not self._kind_enabled[kind]:
+                return
+            end = span._end_time
+            duration = end - span._start_time  # type: ignore[operator]
+            if duration < 0:
+                self._skip("end time before start time")
+                return
+            attributes = span._attributes
+            # dict.get straight on the SDK's storage: the public property builds a mappingproxy.
+            get: Callable[[str], Any]
+            if type(attributes) is BoundedAttributes:
+                get = attributes._dict.get
+            elif type(attributes) is PlainAttributes:  # an UnsampledSpan's: hashable values only
+                get = attributes.get
+            else:
+                get = _fallback_get(attributes)
+            status = span._status._status_code._value_
+            code = get("http.response.status_code")
+            legacy_code = get("http.status_code")
+            if status == _UNSET and kind == _SERVER:  # the 5xx rule, int fast path inline
+                code_value = code if code is not None else legacy_code
+                if type(code_value) is int:
+                    if code_value >= 500:
+                        status = _ERROR
+                elif code_value is not None and _is_server_error_code(code_value):
+                    status = _ERROR
+            resource = span._resource
+            cache = self._resource_cache
+            origin = cache[1] if cache[0] is resource else self._resource_index(resource)
+            # One int for origin, kind and status: fewer tuple elements to hash per span.
+            head = origin * 16 + kind * 3 + status
+            if self._default_layout:  # spelled out: twice as fast as *map(get, keys)
+                key: tuple[Any, ...] = (
+                    head,
+                    span._name,
+                    get("http.request.method"),
+                    get("http.method"),
+                    get("http.route"),
+                    code,
+                    legacy_code,
+                    get("rpc.service"),
+                    get("rpc.method"),
+                    get("db.system"),
+                    get("db.system.name"),
+                )
+            else:
+                key = (head, span._name, *map(get, self._attribute_keys))
+            get_ident, shards, bounds = self._hot
+            tables = shards.get(get_ident())
+            if tables is None:
+                tables = self._shard()
+            bucket = bisect_left(bounds, duration)
+            context: Any = span._context
+            if context is None:
+                context = INVALID_SPAN_CONTEXT
+            exemplar_mask = self._exemplar_mask
+            sampled = context[3] & exemplar_mask  # trace flags: sampled bit
+            series = tables[0].get(key)
+            if series is None:
+                series = self._admit(tables[0], key)
+            # No lock: only this thread writes to its own series.
+            series[0] += 1
+            series[1] += duration
+            if duration < series[2]:  # noqa: PLR1730  # cheaper than min()/max()
+                series[2] = duration
+            if duration > series[3]:  # noqa: PLR1730  # cheaper than min()/max()
+                series[3] = duration
+            series[4][bucket] += 1
+            if sampled:  # its trace will exist in the backend
+                series[5][bucket] = (context, duration, end)
+            if status == _ERROR and exemplar_mask and context[5]:  # is_valid
+                series[6][bucket] = (context, duration, end)
+            if self.service_graph and kind in (_CLIENT, _PRODUCER):
+                client = self._origins[origin][0]
+                entry = (context, duration, end) if sampled else None
+                self._record_edge(tables[1], client, kind, status, get, duration, bucket, entry)
+        except Exception as error:  # never hurt the host app
+            self._on_bad_span(error)
+
+    def _on_bad_span(self, error: Exception) -> None:
+        try:
+            # The type only: an exception message may quote attribute values (user data).
+            self._skip(f"unexpected span data ({type(error).__name__})")
+        except Exception:  # logging or the lock failing must not reach the app either
+            return
+
+    def _record_edge(
+        self,
+        table: dict[tuple[Any, ...], list[Any]],
+        client: str,
+        kind: int,
+        status: int,
+        get: Callable[[str], Any],
+        duration: int,
+        bucket: int,
+        sampled_entry: Any,
+    ) -> None:
+        peer, address, legacy_address, db_system, db_system_name = map(get, _EDGE_ATTRIBUTES)
+        database = db_system or db_system_name
+        server = peer or address or legacy_address or database
+        if server is None:
+            return
+        if database is not None:
+            connection_type = "database"
+        elif kind == _PRODUCER or get(_MESSAGING_SYSTEM) is not None:
+            connection_type = "messaging_system"
+        else:
+            connection_type = ""
+        key = (client, _hashable(server), connection_type, status == _ERROR)
+        edge = table.get(key)
+        if edge is None:
+            edge = self._admit(table, key, edge=True)
+        edge[0] += 1
+        edge[1] += duration
+        if duration < edge[2]:  # noqa: PLR1730  # cheaper than min()/max()
+            edge[2] = duration
+        if duration > edge[3]:  # noqa: PLR1730  # cheaper than min()/max()
+            edge[3] = duration
+        edge[4][bucket] += 1
+        if sampled_entry is not None:
+            edge[5][bucket] = sampled_entry
+
+    # -- span path helpers (first span of a thread, resource or series) --
 
     def _resource_index(self, resource: Any) -> int:
         """Index in `_origins` of this resource's service name and dimension values (cached)."""
@@ -495,165 +670,31 @@ def _merge(items: Iterable[SeriesStats | None]) -> tuple[SeriesStats, ...]:
 
 
 class REDSpanProcessor(SpanProcessor):
-    """Feeds every finished span of the selected kinds into a `REDStore`; never raises.
+    """Feeds every finished span into a `REDStore` (which selects the kinds it counts); never raises.
 
     Register it on the TracerProvider (with `RecordUnsampledSampler` the counts are exact whatever
-    the trace sampling rate), and export the store with `otelpipe.processors.red_metrics`.
+    the trace sampling rate), and export the store with `otelpipe.processors.red_metrics`. It holds
+    no state of its own: every RED setting is the store's.
     """
 
-    def __init__(
-        self,
-        store: REDStore,
-        *,
-        span_kinds: Iterable[SpanKind] = DEFAULT_SPAN_KINDS,
-        service_graph: bool = True,
-    ) -> None:
-        """`span_kinds` selects which spans count (all by default, as the spanmetrics connector);
-        `service_graph` adds client→server edges for CLIENT and PRODUCER spans."""
+    def __init__(self, store: REDStore) -> None:
+        """Count into `store`; `on_end` becomes `store.record` itself (see the module docstring)."""
         self.store = store
-        kinds = {int(kind.value) for kind in span_kinds}
-        self._kind_enabled = tuple(value in kinds for value in range(len(_KIND_NAMES)))
-        self._service_graph = service_graph
-        self._exemplar_mask = 1 if store.exemplars else 0
-        self._default_layout = store._attribute_keys == _DEFAULT_ATTRIBUTE_KEYS
+        # The SDK calls on_end once per span: binding it to the store's method keeps counting a span
+        # at one Python call, as when this class did the counting itself.
+        self.on_end = store.record  # type: ignore[method-assign]
 
     @property
     def attribute_names(self) -> frozenset[str]:
-        """Every span attribute `on_end` reads: what a span must keep for its RED figures to be exact."""
-        names = {*self.store._attribute_keys, "http.response.status_code", "http.status_code"}
-        if self._service_graph:
-            names.update((*_EDGE_ATTRIBUTES, _MESSAGING_SYSTEM))
-        return frozenset(names)
+        """Every span attribute the store reads (`REDStore.attribute_names`)."""
+        return self.store.attribute_names
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do at start: RED needs the finished span."""
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Count the span; the hot path reads each span field once and keys on plain values."""
-        try:
-            kind = span._kind._value_
-            if not self._kind_enabled[kind]:
-                return
-            store = self.store
-            end = span._end_time
-            duration = end - span._start_time  # type: ignore[operator]
-            if duration < 0:
-                store._skip("end time before start time")
-                return
-            attributes = span._attributes
-            # dict.get straight on the SDK's storage: the public property builds a mappingproxy.
-            get: Callable[[str], Any]
-            if type(attributes) is BoundedAttributes:
-                get = attributes._dict.get
-            elif type(attributes) is PlainAttributes:  # an UnsampledSpan's: hashable values only
-                get = attributes.get
-            else:
-                get = _fallback_get(attributes)
-            status = span._status._status_code._value_
-            code = get("http.response.status_code")
-            legacy_code = get("http.status_code")
-            if status == _UNSET and kind == _SERVER:  # the 5xx rule, int fast path inline
-                code_value = code if code is not None else legacy_code
-                if type(code_value) is int:
-                    if code_value >= 500:
-                        status = _ERROR
-                elif code_value is not None and _is_server_error_code(code_value):
-                    status = _ERROR
-            resource = span._resource
-            cache = store._resource_cache
-            origin = cache[1] if cache[0] is resource else store._resource_index(resource)
-            # One int for origin, kind and status: fewer tuple elements to hash per span.
-            head = origin * 16 + kind * 3 + status
-            if self._default_layout:  # spelled out: twice as fast as *map(get, keys)
-                key: tuple[Any, ...] = (
-                    head,
-                    span._name,
-                    get("http.request.method"),
-                    get("http.method"),
-                    get("http.route"),
-                    code,
-                    legacy_code,
-                    get("rpc.service"),
-                    get("rpc.method"),
-                    get("db.system"),
-                    get("db.system.name"),
-                )
-            else:
-                key = (head, span._name, *map(get, store._attribute_keys))
-            get_ident, shards, bounds = store._hot
-            tables = shards.get(get_ident())
-            if tables is None:
-                tables = store._shard()
-            bucket = bisect_left(bounds, duration)
-            context: Any = span._context
-            if context is None:
-                context = INVALID_SPAN_CONTEXT
-            sampled = context[3] & self._exemplar_mask  # trace flags: sampled bit
-            series = tables[0].get(key)
-            if series is None:
-                series = store._admit(tables[0], key)
-            # No lock: only this thread writes to its own series.
-            series[0] += 1
-            series[1] += duration
-            if duration < series[2]:  # noqa: PLR1730  # cheaper than min()/max()
-                series[2] = duration
-            if duration > series[3]:  # noqa: PLR1730  # cheaper than min()/max()
-                series[3] = duration
-            series[4][bucket] += 1
-            if sampled:  # its trace will exist in the backend
-                series[5][bucket] = (context, duration, end)
-            if status == _ERROR and self._exemplar_mask and context[5]:  # is_valid
-                series[6][bucket] = (context, duration, end)
-            if self._service_graph and kind in (_CLIENT, _PRODUCER):
-                client = store._origins[origin][0]
-                entry = (context, duration, end) if sampled else None
-                self._record_edge(tables[1], store, client, kind, status, get, duration, bucket, entry)
-        except Exception as error:  # never hurt the host app
-            self._on_bad_span(error)
-
-    def _on_bad_span(self, error: Exception) -> None:
-        try:
-            # The type only: an exception message may quote attribute values (user data).
-            self.store._skip(f"unexpected span data ({type(error).__name__})")
-        except Exception:  # logging or the lock failing must not reach the app either
-            return
-
-    @staticmethod
-    def _record_edge(
-        table: dict[tuple[Any, ...], list[Any]],
-        store: REDStore,
-        client: str,
-        kind: int,
-        status: int,
-        get: Callable[[str], Any],
-        duration: int,
-        bucket: int,
-        sampled_entry: Any,
-    ) -> None:
-        peer, address, legacy_address, db_system, db_system_name = map(get, _EDGE_ATTRIBUTES)
-        database = db_system or db_system_name
-        server = peer or address or legacy_address or database
-        if server is None:
-            return
-        if database is not None:
-            connection_type = "database"
-        elif kind == _PRODUCER or get(_MESSAGING_SYSTEM) is not None:
-            connection_type = "messaging_system"
-        else:
-            connection_type = ""
-        key = (client, _hashable(server), connection_type, status == _ERROR)
-        edge = table.get(key)
-        if edge is None:
-            edge = store._admit(table, key, edge=True)
-        edge[0] += 1
-        edge[1] += duration
-        if duration < edge[2]:  # noqa: PLR1730  # cheaper than min()/max()
-            edge[2] = duration
-        if duration > edge[3]:  # noqa: PLR1730  # cheaper than min()/max()
-            edge[3] = duration
-        edge[4][bucket] += 1
-        if sampled_entry is not None:
-            edge[5][bucket] = sampled_entry
+        """Count the span (`REDStore.record`); shadowed per instance by that bound method."""
+        self.store.record(span)
 
     def shutdown(self) -> None:
         """Nothing to release: the store lives as long as its readers need it."""
@@ -682,3 +723,7 @@ def _fallback_get(attributes: object) -> Callable[[str], Any]:
 
 def _no_attributes(_name: str) -> None:
     return None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_stores_after_fork)

@@ -38,12 +38,12 @@ def make(
     service: str = "shop",
     sampler: Any = None,
 ) -> tuple[REDStore, Tracer]:
-    store = store or REDStore(clock=FakeClock())
+    if store is None:
+        store = (
+            REDStore(clock=FakeClock()) if kinds is None else REDStore(clock=FakeClock(), span_kinds=kinds)
+        )
     provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
-    if kinds is None:
-        provider.add_span_processor(REDSpanProcessor(store))
-    else:
-        provider.add_span_processor(REDSpanProcessor(store, span_kinds=kinds))
+    provider.add_span_processor(REDSpanProcessor(store))
     return store, provider.get_tracer("test")
 
 
@@ -278,7 +278,7 @@ def test_tables_of_finished_threads_are_folded_so_memory_stays_bounded() -> None
     assert (
         sum(s.calls for s in snap.series if s.attributes["status.code"] == "STATUS_CODE_ERROR") == batches * 8
     )
-    assert len(store._shards) <= 64 + per_batch + 1
+    assert store.thread_tables <= 64 + per_batch + 1
     slowest = max(s.max for s in snap.series)
     assert slowest == per_batch * MS / 1e9
 
@@ -362,8 +362,8 @@ attribute_values = st.one_of(
     kind=st.sampled_from(list(SpanKind)),
 )
 def test_arbitrary_attribute_values_never_raise(attributes: dict[str, Any], kind: SpanKind) -> None:
-    store = REDStore()
-    processor = REDSpanProcessor(store, span_kinds=list(SpanKind))
+    store = REDStore(span_kinds=list(SpanKind))
+    processor = REDSpanProcessor(store)
     span = ReadableSpan(name="x", kind=kind, start_time=T0, end_time=T0 + MS, attributes=attributes)
     processor.on_end(span)
     snap = store.snapshot()
