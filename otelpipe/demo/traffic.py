@@ -53,6 +53,7 @@ def drive(
     *,
     request_timeout_s: float = 5.0,
     seed: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TrafficStats:
     """Send about ``rps`` requests per second to the shop at ``base_url`` for ``duration_s`` seconds.
 
@@ -60,7 +61,8 @@ def drive(
     10 % user listings and 5 % user sign-ups; 2 % of orders name an unknown SKU. ``on_tick`` is
     called with the live stats after every request (for a progress bar; the object is reused, copy
     what you keep). Setting ``stop_event`` ends the run within one request. Transport errors
-    (refused, timed out) are counted, never raised.
+    (refused, timed out) are counted, never raised. ``clock`` is a seam for tests: with a fake clock
+    whose ``stop_event.wait`` advances it, pacing is exact and needs no wall-clock time.
     """
     if rps <= 0 or duration_s <= 0:
         raise ValueError(f"rps and duration_s must be positive, got rps={rps!r} duration_s={duration_s!r}")
@@ -70,12 +72,12 @@ def drive(
     stats = TrafficStats(planned=max(1, int(rps * duration_s)))
     interval_s = 1.0 / rps
     order_ids: list[int] = []
-    start = time.monotonic()
+    start = clock()
     with requests.Session() as session:
         user_ids = _known_user_ids(session, base, request_timeout_s)
         for index in range(stats.planned):
             due = start + index * interval_s
-            if stop.wait(max(0.0, due - time.monotonic())) or time.monotonic() - start >= duration_s:
+            if stop.wait(max(0.0, due - clock())) or clock() - start >= duration_s:
                 break
             status = _one_request(session, base, rng, user_ids, order_ids, timeout_s=request_timeout_s)
             stats.sent += 1
@@ -83,10 +85,10 @@ def drive(
                 stats.transport_errors += 1
             else:
                 stats.by_status[status] += 1
-            stats.elapsed_s = time.monotonic() - start
+            stats.elapsed_s = clock() - start
             if on_tick is not None and not _tick(on_tick, stats):
                 on_tick = None  # a broken progress callback is dropped, the traffic goes on
-    stats.elapsed_s = time.monotonic() - start
+    stats.elapsed_s = clock() - start
     return stats
 
 
