@@ -25,6 +25,7 @@ unmutated (AST round-tripped) copy must pass, so a kill is the mutant's doing.
     .venv/bin/python bench/mutate_wiring.py            # all mutants (~30-40 min on 2 busy cores)
     .venv/bin/python bench/mutate_wiring.py --list     # what would run
     .venv/bin/python bench/mutate_wiring.py --only pipeline.py:attr-swap
+    .venv/bin/python bench/mutate_wiring.py --shard 1/2 & .venv/bin/python bench/mutate_wiring.py --shard 2/2
 """
 
 from __future__ import annotations
@@ -358,7 +359,17 @@ def main() -> int:
         "--extra-tests", action="append", default=[], help="also run these tests (e.g. to check a survivor)"
     )
     parser.add_argument(
+        "--tests",
+        action="append",
+        default=[],
+        help="run only these tests instead of the selection (to check that a new test kills a survivor)",
+    )
+    parser.add_argument(
         "--tests-rev", help="measure the tests of this git revision instead of the work tree's"
+    )
+    parser.add_argument(
+        "--shard",
+        help="K/N: run every N-th mutant from the K-th (1-based), so N processes share a full run",
     )
     parser.add_argument("--budget-min", type=float, default=45.0, help="stop starting mutants after this")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per test run")
@@ -374,12 +385,16 @@ def main() -> int:
         if not args.only or any(part in m.label for part in args.only)
     ]
     mutants.sort(key=lambda m: ORDER.index(m.op))  # stable: file order within an operator
+    if args.shard:
+        k, n = (int(x) for x in args.shard.split("/"))
+        mutants = mutants[k - 1 :: n]  # interleaved: each shard gets its share of every operator
     if args.list:
         for m in mutants:
             print(m.label)
         print(f"{len(mutants)} mutants")
         return 0
 
+    selection = (*(args.tests or TESTS), *args.extra_tests)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="otelpipe-mutate-") as tmp:
         tree_dir = build_tree(Path(tmp), args.tests_rev)
@@ -406,7 +421,7 @@ def main() -> int:
         if where.stdout.count(str(tree_dir)) < 3:  # the tests must import the copy, or no mutant is ever seen
             print(f"tests do not import the mutated copy: {where.stdout[-500:]}")
             return 2
-        ok, detail = run_tests(tree_dir, (*TESTS, *args.extra_tests), args.timeout_s)
+        ok, detail = run_tests(tree_dir, selection, args.timeout_s)
         if not ok:
             print(f"baseline fails, nothing measured: {detail}")
             return 2
@@ -420,7 +435,7 @@ def main() -> int:
             target = tree_dir / mutant.path
             target.write_text(ast.unparse(apply(trees[mutant.path], mutant)))
             try:
-                passed, detail = run_tests(tree_dir, (*TESTS, *args.extra_tests), args.timeout_s)
+                passed, detail = run_tests(tree_dir, selection, args.timeout_s)
             finally:
                 target.write_text(ast.unparse(trees[mutant.path]))
             (survived if passed else killed).append(mutant)
