@@ -332,3 +332,10 @@ def test_threshold_and_metric_rules_of_the_slo_file_are_evaluated() -> None:
     assert out["incidents"]["threshold_rules"] is True
     assert out["incidents"]["metric_rules"] is True
     assert out["incidents"]["metric_reader"] is True  # collected on the rule tick
+
+
+def test_shutdown_runs_once_though_the_app_and_atexit_both_call_it() -> None:
+    # the probe shuts the pipeline down, then configure()'s atexit hook calls shutdown() again: a
+    # second run would shut the SDK's providers down twice (the SDK warns on stderr, with no handler)
+    _, output = probe({}, "red")
+    assert "can only be called once" not in output
