@@ -4,12 +4,15 @@
 accepts OTLP). It answers success once the callback returns; if the callback raises, the client is
 told to retry (HTTP 503, gRPC UNAVAILABLE). Every resource a client can make it spend is bounded by
 `ReceiverLimits`: bytes per request after decompression, concurrent HTTP connections (one thread
-each; more are answered 503 and closed), idle and slow connections, concurrent gRPC calls. Refused
+each; more are answered 503 and closed), idle and slow connections (request headers and body each
+within a deadline, not only an idle timeout that every byte resets), concurrent gRPC calls. Refused
 requests cost one log line (rate-limited), never a traceback.
 """
 
 from __future__ import annotations
 
+import io
+import socket
 import sys
 import threading
 import time
@@ -62,8 +65,9 @@ class ReceiverLimits:
     `max_request_bytes` caps a request body both as sent and after gzip/deflate decompression (the
     OTLP exporters' batches are far below it; gRPC's own default limit is 4 MiB).
     `max_connections` HTTP connections are served at once, one thread each; further connections
-    get 503 and are closed. A connection idle for `idle_timeout_s` is closed, and a request body
-    must arrive within `request_timeout_s`. `max_concurrent_rpcs` bounds gRPC calls in progress
+    get 503 and are closed. A connection idle for `idle_timeout_s` is closed, a request's line and
+    headers must arrive within `header_timeout_s` of its first byte, and its body within
+    `request_timeout_s`. `max_concurrent_rpcs` bounds gRPC calls in progress
     (more get RESOURCE_EXHAUSTED, which OTLP exporters retry).
     """
 
@@ -73,11 +77,12 @@ class ReceiverLimits:
     request_timeout_s: float = 30.0
     grpc_workers: int = 4
     max_concurrent_rpcs: int = 64
+    header_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if min(self.max_request_bytes, self.max_connections, self.grpc_workers, self.max_concurrent_rpcs) < 1:
             raise ValueError("ReceiverLimits: byte, connection, worker and RPC limits must be >= 1")
-        if self.idle_timeout_s <= 0 or self.request_timeout_s <= 0:
+        if min(self.idle_timeout_s, self.request_timeout_s, self.header_timeout_s) <= 0:
             raise ValueError("ReceiverLimits: timeouts must be > 0")
 
 
@@ -129,10 +134,84 @@ def _refuse(kind: str, peer: object, reason: str) -> None:
     )
 
 
+class _HeaderDeadline(io.RawIOBase):
+    """A connection's read side: while a request line and headers are read, each recv gets only the
+    time left until the header deadline, which starts at the request's first byte (the idle
+    timeout alone restarts with every byte, so a client dripping one byte at a time would hold
+    its connection and thread forever)."""
+
+    def __init__(self, sock: socket.socket, idle_timeout_s: float, header_timeout_s: float) -> None:
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._idle_timeout_s = idle_timeout_s
+        self._header_timeout_s = header_timeout_s
+        self._reading_headers = False
+        self._deadline: float | None = None
+        self.expired = False
+
+    def start_request(self) -> None:
+        self._reading_headers, self._deadline = True, None
+
+    def headers_read(self) -> None:
+        self._reading_headers, self._deadline = False, None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if not self._reading_headers:
+            return self._raw.readinto(buffer)
+        if self._deadline is None:  # waiting for a request: only the idle timeout applies
+            count = self._raw.readinto(buffer)
+            if count:
+                self._deadline = time.monotonic() + self._header_timeout_s
+            return count
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            self.expired = True
+            raise TimeoutError(f"request headers not received within {self._header_timeout_s:g}s")
+        self._sock.settimeout(min(remaining, self._idle_timeout_s))
+        try:
+            return self._raw.readinto(buffer)
+        except TimeoutError:
+            self.expired = time.monotonic() >= self._deadline
+            raise
+        finally:
+            self._sock.settimeout(self._idle_timeout_s)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 def _handler_for(on_request: OnRequest, limits: ReceiverLimits) -> type[BaseHTTPRequestHandler]:
     class _OTLPHTTPHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = limits.idle_timeout_s  # applied to the socket by StreamRequestHandler.setup
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # replaced below; the socket itself stays open
+            self._head_reader = _HeaderDeadline(
+                self.connection, limits.idle_timeout_s, limits.header_timeout_s
+            )
+            self.rfile = io.BufferedReader(self._head_reader)
+
+        def handle_one_request(self) -> None:
+            self._head_reader.start_request()
+            super().handle_one_request()  # a TimeoutError there closes the connection, unanswered
+            if self._head_reader.expired:
+                _refuse(
+                    "header-timeout",
+                    self.client_address[0],
+                    f"request headers not received within {limits.header_timeout_s:g}s",
+                )
+
+        def parse_request(self) -> bool:
+            try:
+                return super().parse_request()
+            finally:
+                self._head_reader.headers_read()
 
         def do_POST(self) -> None:
             route = _HTTP_PATHS.get(self.path.split("?", 1)[0])

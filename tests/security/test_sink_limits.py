@@ -325,3 +325,28 @@ def test_grpc_gzip_bomb_is_refused_after_decompression() -> None:
         assert sink.store.totals()["traces"] == 0
     finally:
         sink.stop()
+
+
+def test_request_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_header_deadline(
+    make_sink: Callable[..., OTLPSink], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each byte arrives well within the idle timeout; the headers as a whole do not."""
+    sink = make_sink(idle_timeout_s=2.0, header_timeout_s=1.0)
+    drip = b"X-Drip: " + b"a" * 60  # one byte per 0.1 s: 6.8 s, far past the 1 s header deadline
+    sent = 0
+    with socket.create_connection(("127.0.0.1", sink.http_port), timeout=10) as sock:  # type: ignore[arg-type]
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for byte in drip:
+                sock.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.1)
+            sock.settimeout(0.0)
+            closed = sock.recv(1) == b""
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        except BlockingIOError:  # nothing to read and not closed: the server is still waiting
+            closed = False
+    assert closed and sent < len(drip), f"the server read {sent} dripped bytes and kept the connection"
+    assert any("request headers not received within 1s" in r.getMessage() for r in caplog.records)
+    assert_still_serves(sink)
