@@ -1,0 +1,285 @@
+"""Function calls per whole request on the request thread, stock distro vs otelpipe, diffed by function.
+
+Call counts do not depend on machine load, so they direct request-path work where timings on a busy
+2-core host cannot (bench/request_cost.py confirms in time). The app is bench/request_cost.py's
+(Flask + SQLAlchemy, one SELECT, one log line per request) under `opentelemetry-instrument`,
+`parentbased_traceidratio` sampling, OTLP/HTTP exporters to a closed port (nothing leaves during the
+run; the export threads are not profiled: cProfile on 3.11 sees only the thread it runs on). Each
+`client.get` is profiled whole, after a warm-up. The table counts Python functions and C calls
+(builtins, methods of built-in types) per request, grouped by module, then lists the functions
+otelpipe adds or calls more often than the stock distro.
+
+Run: .venv/bin/python bench/request_calls.py [--requests N] [--sampling 0.01] [--top 40]
+     [--env KEY=VALUE ...]   (extra environment for the otelpipe process, e.g. a switch turned off)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from request_cost import SLO_SPEC  # the same SLOs as bench/request_cost.py (bench/ is on sys.path)
+
+
+def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
+    import cProfile
+    import gc
+    import logging
+    import pstats
+    import sqlite3
+
+    from flask import Flask
+    from sqlalchemy import create_engine, text
+
+    db = os.environ["BENCH_DB"]
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)")
+        connection.executemany(
+            "INSERT OR IGNORE INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(100)]
+        )
+    engine = create_engine(f"sqlite:///{db}")
+    app = Flask(__name__)
+    log = logging.getLogger("bench.app")
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+
+    @app.get("/item/<int:item_id>")
+    def item(item_id: int) -> dict[str, object]:
+        with engine.connect() as conn:
+            name = conn.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
+        log.info("item %s served", item_id)
+        return {"id": item_id, "name": name}
+
+    client = app.test_client()
+    for i in range(int(os.environ.get("BENCH_WARMUP", "500"))):
+        client.get(f"/item/{i % 100}")
+    count = int(os.environ["BENCH_REQUESTS"])
+    if os.environ.get("BENCH_CALLGRIND"):  # instructions counted by callgrind, on this thread's file
+        control = ["callgrind_control", "--instr=on", str(os.getpid())]
+        subprocess.run(control, check=True, capture_output=True)
+        subprocess.run([*control[:1], "--zero", str(os.getpid())], check=True, capture_output=True)
+        for i in range(count):
+            client.get(f"/item/{i % 100}")
+        subprocess.run([*control[:1], "--instr=off", str(os.getpid())], check=True, capture_output=True)
+        print(json.dumps({"pid": os.getpid()}))
+        return
+    gc_before = [generation["collections"] for generation in gc.get_stats()]
+    profile = cProfile.Profile()
+    profile.enable()
+    for i in range(count):
+        client.get(f"/item/{i % 100}")
+    profile.disable()
+    gc_after = [generation["collections"] for generation in gc.get_stats()]
+    stats: dict[str, float] = {}
+    callers: dict[str, dict[str, float]] = {}
+    for (filename, line, function), (_, calls, _tt, _ct, by) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        if function == "<method 'disable' of '_lsprof.Profiler' objects>":
+            continue
+        key = _key(filename, line, function)
+        stats[key] = stats.get(key, 0.0) + calls / count
+        into = callers.setdefault(key, {})
+        for (c_file, c_line, c_function), c_stats in by.items():
+            c_key = _key(c_file, c_line, c_function)
+            into[c_key] = into.get(c_key, 0.0) + c_stats[1] / count
+    gc_runs = [(after - before) * 1000 / count for before, after in zip(gc_before, gc_after, strict=True)]
+    print(json.dumps({"calls": stats, "callers": callers, "gc": gc_runs, "tracked": len(gc.get_objects())}))
+
+
+def _key(filename: str, line: int, function: str) -> str:
+    """A stable key: the addresses in names like `<function MultiDict.items at 0x...>` removed."""
+    return f"{filename}\t{line}\t{re.sub(r' at 0x[0-9a-f]+', '', function)}"
+
+
+def _module(filename: str) -> str:
+    """A dotted module name from a source path (site-packages relative), or '(C)' for builtins."""
+    if filename == "~":
+        return "(C)"
+    path = Path(filename)
+    parts = path.with_suffix("").parts
+    for anchor in ("site-packages", "lib-dynload"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    else:
+        here = Path(__file__).resolve().parent.parent.parts
+        if parts[: len(here)] == here:
+            parts = parts[len(here) :]  # editable install: processors/ is otelpipe.processors
+            if parts[0] != "otelpipe":
+                parts = ("otelpipe", *parts)
+        elif "python3" in "".join(parts):
+            parts = ("stdlib", path.stem)
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts[-4:])
+
+
+def _profile(
+    otelpipe: bool, requests: int, sampling: str, workdir: Path, extra: dict[str, str], callgrind: bool = False
+) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(
+        OTEL_SERVICE_NAME="request-calls",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG=sampling,
+        OTELPIPE_STATE_DIR=str(workdir / "state"),
+        BENCH_DB=str(workdir / "items.db"),
+        BENCH_REQUESTS=str(requests),
+    )
+    if otelpipe:
+        env.update(
+            OTEL_PYTHON_DISTRO="otelpipe",
+            OTEL_PYTHON_CONFIGURATOR="otelpipe",
+            OTELPIPE_SLO_FILE=str(workdir / "slo.yaml"),
+        )
+        env.update(extra)
+    else:
+        env.update(OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR="configurator")
+    instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    command = [instrument, sys.executable, str(Path(__file__).resolve()), "--app"]
+    out_file = workdir / f"callgrind-{'otelpipe' if otelpipe else 'stock'}"
+    if callgrind:
+        env.update(BENCH_CALLGRIND="1", BENCH_WARMUP="200")  # every cache warm; ~50x slower under valgrind
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--trace-children=yes",
+            "--trace-children-skip=*callgrind_control*,*vgdb*,*perl*",
+            "--instr-atstart=no",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out_file}.%p",
+            *command,
+        ]
+    out = subprocess.run(
+        command,
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
+    reply = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    if callgrind:  # the request thread is the main thread: file -01
+        text = Path(f"{out_file}.{reply['pid']}-01").read_text()
+        totals = next(line for line in text.splitlines() if line.startswith("totals:"))
+        reply["instructions"] = int(totals.split()[1]) / requests
+    return reply
+
+
+def _total(stats: dict[str, float], python_only: bool) -> float:
+    return sum(v for k, v in stats.items() if not (python_only and k.startswith("~\t")))
+
+
+def _describe(key: str) -> str:
+    filename, line, function = key.split("\t")
+    if filename == "~":
+        return function
+    return f"{_module(filename)}:{function}:{line}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--sampling", default="0.01")
+    parser.add_argument("--top", type=int, default=40, help="functions listed in the diff")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--callers", action="append", default=[], metavar="TEXT", help="also list the callers of functions matching TEXT"
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: count machine instructions per request over N requests under valgrind's callgrind",
+    )
+    parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.app:
+        _app_main()
+        return
+    extra = dict(item.split("=", 1) for item in args.env)
+    if args.instructions:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            (workdir / "slo.yaml").write_text(SLO_SPEC)
+            base = _profile(False, args.instructions, args.sampling, workdir, {}, callgrind=True)["instructions"]
+            mine = _profile(True, args.instructions, args.sampling, workdir, extra, callgrind=True)["instructions"]
+        print(
+            f"Instructions per request on the request thread (callgrind, {args.instructions} requests, sampling "
+            f"{args.sampling}{', otelpipe with ' + ' '.join(args.env) if args.env else ''}): "
+            f"stock {base / 1e6:.3f} M, otelpipe {mine / 1e6:.3f} M, ratio {mine / base:.3f}"
+        )
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "slo.yaml").write_text(SLO_SPEC)
+        stock_run = _profile(False, args.requests, args.sampling, workdir, {})
+        mine_run = _profile(True, args.requests, args.sampling, workdir, extra)
+    stock, mine = stock_run["calls"], mine_run["calls"]
+    print(f"Calls per request on the request thread ({args.requests} requests, sampling {args.sampling}"
+          + (f", otelpipe with {' '.join(args.env)}" if args.env else "") + ")")
+    print(f"  all calls:        stock {_total(stock, False):7.1f}   otelpipe {_total(mine, False):7.1f}"
+          f"   ratio {_total(mine, False) / _total(stock, False):.3f}")
+    print(f"  Python functions: stock {_total(stock, True):7.1f}   otelpipe {_total(mine, True):7.1f}"
+          f"   ratio {_total(mine, True) / _total(stock, True):.3f}")
+
+    print(
+        "  gc collections per 1000 requests (gen 0/1/2): stock "
+        + "/".join(f"{n:.1f}" for n in stock_run["gc"])
+        + ", otelpipe "
+        + "/".join(f"{n:.1f}" for n in mine_run["gc"])
+        + f"; objects tracked by gc: stock {stock_run['tracked']}, otelpipe {mine_run['tracked']}"
+    )
+
+    by_module: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for index, stats in enumerate((stock, mine)):
+        for key, calls in stats.items():
+            by_module[_module(key.split("\t")[0])][index] += calls
+    print()
+    print("| module | stock | otelpipe | difference |")
+    print("| --- | ---: | ---: | ---: |")
+    rows = sorted(by_module.items(), key=lambda item: -abs(item[1][1] - item[1][0]))
+    for module, (before, after) in rows:
+        if abs(after - before) >= 0.5:
+            print(f"| {module} | {before:.1f} | {after:.1f} | {after - before:+.1f} |")
+
+    diff = {key: mine.get(key, 0.0) - stock.get(key, 0.0) for key in set(stock) | set(mine)}
+    grown = sorted((item for item in diff.items() if item[1] >= 0.05), key=lambda item: -item[1])
+    print()
+    print(f"Functions otelpipe calls more often per request (top {args.top}; 'new' = not called by stock)")
+    print("| function | stock | otelpipe | difference |")
+    print("| --- | ---: | ---: | ---: |")
+    for key, delta in grown[: args.top]:
+        before = stock.get(key, 0.0)
+        mark = " (new)" if before == 0 else ""
+        print(f"| {_describe(key)}{mark} | {before:.2f} | {mine.get(key, 0.0):.2f} | {delta:+.2f} |")
+    fewer = sorted((item for item in diff.items() if item[1] <= -0.05), key=lambda item: item[1])
+    if fewer:
+        print()
+        print("Functions otelpipe calls less often per request (top 15)")
+        for key, _delta in fewer[:15]:
+            print(f"  {_describe(key)}: {stock.get(key, 0.0):.2f} -> {mine.get(key, 0.0):.2f}")
+    for text in args.callers:
+        for key in sorted(k for k in mine if text in _describe(k)):
+            print(f"\nCallers of {_describe(key)} (otelpipe, per request; stock {stock.get(key, 0.0):.2f})")
+            for caller, calls in sorted(mine_run["callers"].get(key, {}).items(), key=lambda item: -item[1]):
+                if calls >= 0.05:
+                    before = stock_run["callers"].get(key, {}).get(caller, 0.0)
+                    print(f"  {calls:6.2f}  (stock {before:5.2f})  {_describe(caller)}")
+
+
+if __name__ == "__main__":
+    main()
