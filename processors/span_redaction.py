@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -53,6 +53,9 @@ class RedactingSpanProcessor(SpanProcessor):
     RED store masks its own labels once per series (`Redactor.label_redactor`).
     Cost per sampled span: one key-cache lookup per attribute and a linear scan of string values.
     """
+
+    # None of its hooks has anything to do for an unsampled span (otelpipe.processors.unsampled).
+    unsampled_span_hooks: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor

@@ -14,7 +14,10 @@ instrumentations go on setting attributes, but it keeps only the attribute names
 RED dimensions and service-graph attributes, values stored as given when they are plain), the
 name, kind, status and timestamps, and drops events, links and exception stack traces. Span
 processors see it as a `ReadableSpan` with the sampled flag off (on_start, on_ending and on_end,
-like any RECORD_ONLY span), so batch export processors skip it.
+like any RECORD_ONLY span), except the hooks that cannot do anything with an unsampled span, which
+are not called at all: the SDK's batch and simple export processors' (they skip unsampled spans),
+`SpanProcessor`'s empty defaults, and those a processor leaves out of its `unsampled_span_hooks`
+(e.g. span redaction, which only masks what is exported).
 
 What stays exact: calls, errors and duration buckets per RED dimension, and service-graph
 edges. What an unsampled span no longer carries: attributes outside `keep`, events, links and
@@ -23,7 +26,7 @@ status descriptions; nothing of it is exported, so no backend sees the differenc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
 from types import TracebackType
@@ -32,7 +35,14 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, Tracer, TracerProvider
+from opentelemetry.sdk.trace import (
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    Tracer,
+    TracerProvider,
+)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
@@ -42,6 +52,62 @@ __all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "UnsampledSpan"]
 
 _UNSET = Status(StatusCode.UNSET)
 _PLAIN = (str, int, float, bool)
+
+
+# Hooks of the SDK's export processors that do nothing for a span whose sampled flag is off: their
+# on_start and _on_ending are empty and their on_end returns at once for an unsampled span.
+_EXPORT_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+_HOOKS = ("on_start", "_on_ending", "on_end")
+
+
+def _needs_unsampled(processor: SpanProcessor, hook: str) -> bool:
+    """Whether `processor.<hook>` can do anything for an unsampled span.
+
+    No when it is `SpanProcessor`'s empty default or an SDK export processor's own hook (they skip
+    unsampled spans), or when the processor's class says so in `unsampled_span_hooks` (the hooks
+    it needs unsampled spans for). Any other processor sees every hook, as the SDK would call it.
+    """
+    cls = type(processor)
+    declared = getattr(cls, "unsampled_span_hooks", None)
+    if declared is not None:
+        return hook in declared
+    method = getattr(cls, hook, None)
+    if method is None or method is getattr(SpanProcessor, hook, None):
+        return False
+    return not any(isinstance(processor, base) and method is getattr(base, hook) for base in _EXPORT_PROCESSORS)
+
+
+class _UnsampledHooks:
+    """The span processor hooks an `UnsampledSpan` calls, derived from the provider's processors.
+
+    The SDK's `SynchronousMultiSpanProcessor` calls every hook of every processor, twelve calls per
+    span with the default processors, of which only RED's `on_end` does anything for an unsampled
+    span. The list is rebuilt when a processor is added (the SDK replaces its tuple on each add);
+    any other active processor is called as a whole.
+    """
+
+    def __init__(self, active: SpanProcessor) -> None:
+        self._active = active
+        self._source: object = None
+        self.on_start: tuple[Callable[..., None], ...] = ()
+        self.on_ending: tuple[Callable[[Any], None], ...] = ()
+        self.on_end: tuple[Callable[[Any], None], ...] = ()
+
+    def refresh(self) -> _UnsampledHooks:
+        """Self, with the hook lists matching the active processor's current processors."""
+        active = self._active
+        if type(active) is not SynchronousMultiSpanProcessor:
+            if self._source is not active:
+                self._source = active
+                self.on_start, self.on_ending, self.on_end = (active.on_start,), (active._on_ending,), (active.on_end,)
+            return self
+        processors = active._span_processors
+        if processors is not self._source:
+            self._source = processors
+            self.on_start, self.on_ending, self.on_end = (
+                tuple(getattr(p, hook) for p in processors if _needs_unsampled(p, hook)) for hook in _HOOKS
+            )
+        return self
 
 
 class PlainAttributes(dict[str, Any]):
@@ -68,7 +134,7 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         resource: Resource,
         scope: InstrumentationScope | None,
         keep: frozenset[str],
-        processor: SpanProcessor,
+        hooks: _UnsampledHooks,
         start_time: int | None,
         set_status_on_exception: bool,
     ) -> None:
@@ -88,7 +154,8 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         self._links: Sequence[Any] = ()
         self._status = _UNSET
         self._keep = keep
-        self._processor = processor
+        self._on_ending = hooks.on_ending
+        self._on_end = hooks.on_end
         self._set_status_on_exception = set_status_on_exception
 
     def get_span_context(self) -> SpanContext:
@@ -140,9 +207,10 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             return
         self._end_time = end_time if end_time is not None else time_ns()
-        processor = self._processor
-        processor._on_ending(self)  # type: ignore[arg-type]  # a Span in all but its storage
-        processor.on_end(self)
+        for on_ending in self._on_ending:
+            on_ending(self)
+        for on_end in self._on_end:
+            on_end(self)
 
     def __exit__(
         self,
@@ -158,9 +226,10 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
 class _LightTracer(trace_api.Tracer):
     """Starts spans through an SDK tracer; a span its sampler drops becomes an `UnsampledSpan`."""
 
-    def __init__(self, tracer: Tracer, keep: frozenset[str]) -> None:
+    def __init__(self, tracer: Tracer, keep: frozenset[str], hooks: _UnsampledHooks) -> None:
         self._tracer = tracer
         self._keep = keep
+        self._hooks = hooks
 
     def start_span(  # the Tracer interface
         self,
@@ -182,6 +251,7 @@ class _LightTracer(trace_api.Tracer):
         span_context = span.get_span_context()
         if not span_context.is_valid:
             return span
+        hooks = self._hooks.refresh()
         light = UnsampledSpan(
             name,
             span_context,
@@ -189,13 +259,14 @@ class _LightTracer(trace_api.Tracer):
             tracer.resource,
             tracer._instrumentation_scope,
             self._keep,
-            tracer.span_processor,
+            hooks,
             start_time,
             set_status_on_exception,
         )
         if attributes:
             light.set_attributes(attributes)
-        tracer.span_processor.on_start(light, parent_context=context)  # type: ignore[arg-type]
+        for on_start in hooks.on_start:
+            on_start(light, parent_context=context)
         return light
 
     @contextmanager
@@ -231,6 +302,7 @@ class LightUnsampledTracerProvider(TracerProvider):
         super().__init__(*args, **kwargs)
         self.keep = keep
         self._light: dict[int, _LightTracer] = {}
+        self._unsampled_hooks = _UnsampledHooks(self._active_span_processor)
 
     def get_tracer(
         self,
@@ -245,5 +317,5 @@ class LightUnsampledTracerProvider(TracerProvider):
         with self._tracers_lock:
             light = self._light.get(id(tracer))
             if light is None or light._tracer is not tracer:
-                light = self._light[id(tracer)] = _LightTracer(tracer, self.keep)
+                light = self._light[id(tracer)] = _LightTracer(tracer, self.keep, self._unsampled_hooks)
         return light

@@ -148,6 +148,66 @@ def test_processors_see_unsampled_spans_like_record_only_spans_and_export_skips_
     assert exporter.get_finished_spans() == () and counts.dropped() == {}
 
 
+class CountingHooks(SpanProcessor):
+    """Counts every hook call; `unsampled_span_hooks` is set per test."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.calls.append("on_start")
+
+    def _on_ending(self, span: Span) -> None:
+        self.calls.append("_on_ending")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.calls.append("on_end")
+
+
+class EndOnly(CountingHooks):
+    unsampled_span_hooks = frozenset({"on_end"})
+
+
+class ExportSubclass(SimpleSpanProcessor):
+    """An export processor subclass that does look at unsampled spans: its override must be called."""
+
+    def __init__(self) -> None:
+        super().__init__(InMemorySpanExporter())
+        self.ended = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended += 1
+        super().on_end(span)
+
+
+def test_unsampled_spans_skip_only_the_hooks_that_cannot_see_them_and_follow_processors_added_later() -> None:
+    from otelpipe.processors.redaction import Redactor
+    from otelpipe.processors.span_redaction import RedactingSpanProcessor
+
+    provider, store, _ = _provider(sampler=ALWAYS_OFF)
+    everything, end_only, export_subclass = CountingHooks(), EndOnly(), ExportSubclass()
+    redacting = RedactingSpanProcessor(Redactor())
+    provider.add_span_processor(everything)
+    provider.add_span_processor(redacting)
+    tracer = provider.get_tracer("test")
+    tracer.start_span("first", kind=SpanKind.SERVER).end()
+    hooks = provider._unsampled_hooks
+    # RED's on_end and the counting processor's three hooks; Simple/Batch export and redaction skipped.
+    assert [getattr(hook, "__self__", None) for hook in hooks.on_end] == [store_processor(provider), everything]
+    assert everything.calls == ["on_start", "_on_ending", "on_end"]
+    provider.add_span_processor(end_only)  # after the tracer exists: picked up at the next span
+    provider.add_span_processor(export_subclass)
+    tracer.start_span("second", kind=SpanKind.SERVER).end()
+    assert end_only.calls == ["on_end"] and export_subclass.ended == 1
+    assert everything.calls == ["on_start", "_on_ending", "on_end"] * 2
+    assert redacting.spans_scanned == 0
+    assert sum(series.calls for series in store.snapshot().series) == 2
+
+
+def store_processor(provider: LightUnsampledTracerProvider) -> Any:
+    return next(p for p in provider._active_span_processor._span_processors if isinstance(p, REDSpanProcessor))
+
+
 def test_sampled_spans_are_sdk_spans_and_a_disabled_tracer_stays_non_recording() -> None:
     provider, _store, exporter = _provider(sampler=ALWAYS_ON)
     tracer = provider.get_tracer("test")
