@@ -33,7 +33,7 @@ import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -676,6 +676,9 @@ class REDSpanProcessor(SpanProcessor):
     the trace sampling rate), and export the store with `otelpipe.processors.red_metrics`. It holds
     no state of its own: every RED setting is the store's.
     """
+
+    # An unsampled span (otelpipe.processors.unsampled) needs only on_end: on_start is empty.
+    unsampled_span_hooks: ClassVar[frozenset[str]] = frozenset({"on_end"})
 
     def __init__(self, store: REDStore) -> None:
         """Count into `store`; `on_end` becomes `store.record` itself (see the module docstring)."""

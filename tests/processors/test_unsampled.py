@@ -193,7 +193,8 @@ def test_unsampled_spans_skip_only_the_hooks_that_cannot_see_them_and_follow_pro
     tracer.start_span("first", kind=SpanKind.SERVER).end()
     hooks = provider._unsampled_hooks
     # RED's on_end and the counting processor's three hooks; Simple/Batch export and redaction skipped.
-    assert [getattr(hook, "__self__", None) for hook in hooks.on_end] == [store_processor(provider), everything]
+    assert list(hooks.on_end) == [store_processor(provider).on_end, everything.on_end]
+    assert list(hooks.on_start) == [everything.on_start]  # RED declares it needs on_end only
     assert everything.calls == ["on_start", "_on_ending", "on_end"]
     provider.add_span_processor(end_only)  # after the tracer exists: picked up at the next span
     provider.add_span_processor(export_subclass)
