@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from otelpipe.alerts import AlertState
 from otelpipe.diagnostics import logger, warn_limited
@@ -20,8 +20,10 @@ from otelpipe.diagnostics import logger, warn_limited
 if TYPE_CHECKING:
     from otelpipe.incidents.engine import IncidentEngine
     from otelpipe.incidents.metric_rules import MetricRuleEvaluator
+    from otelpipe.incidents.model import IncidentEvent
     from otelpipe.incidents.rules import RuleEvaluator
     from otelpipe.processors.metric_snapshot import MetricSnapshot
+    from otelpipe.processors.red_snapshot import REDSnapshot
     from otelpipe.slo.evaluator import SLOEvaluator
 
 _log = logger("evaluation")
@@ -57,7 +59,7 @@ class EvaluationLoop:
 
     def __init__(
         self,
-        snapshot: Callable[[], Any],
+        snapshot: Callable[[], REDSnapshot],
         evaluation: Evaluation,
         *,
         interval_s: float,
@@ -77,11 +79,11 @@ class EvaluationLoop:
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def set_source(self, snapshot: Callable[[], Any]) -> None:
+    def set_source(self, snapshot: Callable[[], REDSnapshot]) -> None:
         """Read RED from `snapshot` from the next tick on (a stream merger instead of the local store)."""
         self._snapshot = snapshot
 
-    def tick(self) -> list[Any]:
+    def tick(self) -> list[IncidentEvent]:
         """One evaluation; returns the incident events it produced. Never raises."""
         started = time.perf_counter()
         evaluation = self.evaluation
@@ -93,7 +95,7 @@ class EvaluationLoop:
             if evaluation.rules is not None:
                 states.extend(evaluation.rules.evaluate(snapshot, self._clock()))
             states.extend(self._metric_rule_states(evaluation))
-            events: list[Any] = []
+            events: list[IncidentEvent] = []
             if evaluation.engine is not None:
                 events = evaluation.engine.observe(states)
             self.ticks += 1

@@ -37,19 +37,27 @@ from otelpipe.diagnostics import logger
 from otelpipe.processors.red_snapshot import SPAN_KINDS_BY_NAME
 
 if TYPE_CHECKING:  # the components are imported lazily at run time, only when switched on
+    from collections.abc import Mapping, Sequence
+
     from opentelemetry._logs import LoggerProvider
     from opentelemetry.metrics import Meter, MeterProvider
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.sdk._logs import LogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.trace import Span, TracerProvider
+    from opentelemetry.util.types import AttributeValue
 
     from otelpipe.evaluation import EvaluationLoop
     from otelpipe.fleet.prefork import PreforkMerge
     from otelpipe.incidents.engine import IncidentEngine
+    from otelpipe.incidents.metric_rules import MetricRule
     from otelpipe.incidents.notifier import Notifier
+    from otelpipe.incidents.rules import RuleEvaluator
     from otelpipe.processors.export_drops import ExportDropCounts
     from otelpipe.processors.metric_snapshot import MetricSnapshotReader
-    from otelpipe.processors.red import REDStore
+    from otelpipe.processors.red import REDSpanProcessor, REDStore
     from otelpipe.processors.redaction import Redactor
-    from otelpipe.slo.evaluator import SLOEvaluator
+    from otelpipe.slo.evaluator import SLOEvaluator, SLOStatus
+    from otelpipe.slo.model import SLOSpec
 
 _log = logger()
 _lock = threading.Lock()
@@ -74,7 +82,6 @@ class Pipeline:
     metric_reader: MetricSnapshotReader | None = None  # with metric rules
     notifiers: list[Notifier] = field(default_factory=list)
     config_errors: tuple[ConfigError, ...] = ()
-    _ticker: Any = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _shut: bool = False
 
@@ -158,7 +165,7 @@ def configure(
     *,
     _bridge_logs: bool = True,
     _system_metrics: bool = True,
-    **initialize_kwargs: Any,
+    **initialize_kwargs: Any,  # _initialize_components' keywords, of many types: passed through as given
 ) -> Pipeline:
     """Build and register global tracer, meter and logger providers with otelpipe in place.
 
@@ -208,7 +215,7 @@ def _disabled_pipeline(settings: Settings | None) -> Pipeline:
     return pipeline
 
 
-def configure_from_auto_instrumentation(**kwargs: Any) -> Pipeline:
+def configure_from_auto_instrumentation(**kwargs: Any) -> Pipeline:  # Any: as configure()
     """The configurator's route: same as `configure()`, keeping what opentelemetry-instrument passes.
 
     The logging instrumentor that `opentelemetry-instrument` runs next bridges stdlib logs to OTLP.
@@ -235,7 +242,7 @@ def current() -> Pipeline | None:
     return _current
 
 
-def flask_instrumentor_kwargs() -> dict[str, Any]:
+def flask_instrumentor_kwargs() -> dict[str, Callable[..., None]]:
     """Hooks the distro hands to FlaskInstrumentor: request id in from the header or baggage, out in the response."""
     if sdk_disabled():
         return {}
@@ -246,7 +253,7 @@ def flask_instrumentor_kwargs() -> dict[str, Any]:
         return {"request_hook": flask_request_hook, "response_hook": flask_response_hook}
     from otelpipe.access_log import access_log_request_hook
 
-    def request_hook(span: Any, environ: Any) -> None:
+    def request_hook(span: Span, environ: Mapping[str, Any]) -> None:  # Any: WSGI environ values
         flask_request_hook(span, environ)
         access_log_request_hook(span, environ)
 
@@ -262,7 +269,7 @@ _SDK_DEFAULTS = {
 
 
 
-def _build_redactor(settings: Settings) -> Any:
+def _build_redactor(settings: Settings) -> Redactor | None:
     if not settings.redaction.enabled:
         return None
     from otelpipe.processors.redaction import DEFAULT_SECRET_KEYS, Redactor
@@ -273,7 +280,7 @@ def _build_redactor(settings: Settings) -> Any:
     )
 
 
-def _build_red(settings: Settings) -> tuple[Any, Any]:
+def _build_red(settings: Settings) -> tuple[REDStore, REDSpanProcessor] | tuple[None, None]:
     if not settings.red.enabled:
         return None, None
     from otelpipe.processors.red import DEFAULT_DIMENSIONS, REDSpanProcessor, REDStore
@@ -291,12 +298,12 @@ def _build_red(settings: Settings) -> tuple[Any, Any]:
     return store, REDSpanProcessor(store)
 
 
-def _resource_attributes(tracer_provider: Any) -> dict[str, Any]:
-    resource = getattr(tracer_provider, "resource", None)
-    return dict(resource.attributes) if resource is not None else {}
+def _resource_attributes(tracer_provider: TracerProvider | None) -> dict[str, AttributeValue]:
+    resource: Resource | None = getattr(tracer_provider, "resource", None)  # the SDK's provider has one
+    return dict(resource.attributes or {}) if resource is not None else {}
 
 
-def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
+def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  # Any: see configure()
     pipeline = Pipeline(settings=settings)
     if not settings.enabled:
         _initialize_components(**initialize_kwargs)
@@ -312,7 +319,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
     redactor = _build_redactor(settings)
     pipeline.redactor = redactor
     span_processors: list[SpanProcessor] = []
-    log_processors: list[Any] = []
+    log_processors: list[LogRecordProcessor] = []
     if redactor is not None:
         from otelpipe.processors.span_redaction import RedactingSpanProcessor
 
@@ -425,7 +432,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:
 
 def _load_slo_file(
     settings: Settings, boundaries: tuple[float, ...]
-) -> tuple[Any, Any, tuple[ConfigError, ...], Any]:
+) -> tuple[SLOSpec, RuleEvaluator | None, tuple[ConfigError, ...], tuple[MetricRule, ...]]:
     """Spec and threshold rules from `OTELPIPE_SLO_FILE`, without the SLOs and rules that are invalid.
 
     Each problem is logged and kept in `ConfigError`s; a bad SLO or rule is skipped and the rest
@@ -453,12 +460,12 @@ def _load_slo_file(
     )
 
 
-def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any]:
+def _notifiers(settings: Settings, logger_provider: LoggerProvider | None, meter: Meter) -> list[Notifier]:
     from otelpipe.exporters._delivery import DeliveryOptions
 
     inc = settings.incidents
     options = DeliveryOptions(timeout_s=inc.notify_timeout_s, queue_size=inc.notify_queue_size)
-    notifiers: list[Any] = []
+    notifiers: list[Notifier] = []
     if inc.alertmanager_url:
         from otelpipe.exporters.alertmanager import AlertmanagerNotifier
 
@@ -485,7 +492,7 @@ def _notifiers(settings: Settings, logger_provider: Any, meter: Any) -> list[Any
     return notifiers
 
 
-def _start_evaluation_contained(pipeline: Pipeline, settings: Settings, store: Any) -> None:
+def _start_evaluation_contained(pipeline: Pipeline, settings: Settings, store: REDStore) -> None:
     """Start SLOs and incidents; whatever goes wrong, report it once and leave the rest of otelpipe on.
 
     An exception escaping here used to make the configurator fall back to the stock SDK (RED, log
@@ -514,7 +521,7 @@ def _start_evaluation_contained(pipeline: Pipeline, settings: Settings, store: A
     pipeline.config_errors = (*pipeline.config_errors, error)
 
 
-def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> None:
+def _start_evaluation(pipeline: Pipeline, settings: Settings, store: REDStore) -> None:
     """SLO evaluator, threshold rules and incident engine on one ticking thread."""
     from otelpipe.evaluation import Evaluation, EvaluationLoop
     from otelpipe.incidents.engine import IncidentEngine
@@ -606,7 +613,7 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
         )
         pipeline.prefork = prefork
 
-    def current_status() -> Any:
+    def current_status() -> list[SLOStatus]:
         # late-bound: a forked worker replaces loop.evaluation with its own evaluator
         evaluator = loop.evaluation.evaluator
         return evaluator.status() if evaluator is not None else []
@@ -621,7 +628,7 @@ def _start_evaluation(pipeline: Pipeline, settings: Settings, store: Any) -> Non
     loop.start()
 
 
-def _metric_reader(pipeline: Pipeline) -> Any:
+def _metric_reader(pipeline: Pipeline) -> MetricSnapshotReader | None:
     """A pull reader on the app's MeterProvider, beside its exporters, collected on the rule tick."""
     from opentelemetry.sdk.metrics import MeterProvider
 
@@ -636,7 +643,7 @@ def _metric_reader(pipeline: Pipeline) -> Any:
     return reader
 
 
-def _warn_without_system_metrics(rules: Any) -> None:
+def _warn_without_system_metrics(rules: Sequence[MetricRule]) -> None:
     """Say once why a rule over system.*/process.* metrics will never see data."""
     import importlib.util
 
@@ -649,7 +656,7 @@ def _warn_without_system_metrics(rules: Any) -> None:
         )
 
 
-def _instrument_system_metrics(meter_provider: Any) -> None:
+def _instrument_system_metrics(meter_provider: MeterProvider | None) -> None:
     """System and process metrics by the ecosystem's instrumentation, when it is installed.
 
     Under opentelemetry-instrument its own entry point does this (and honours
