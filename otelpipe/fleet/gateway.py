@@ -15,10 +15,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
@@ -26,6 +26,13 @@ from otelpipe.config import ConfigError, Settings, load_settings
 from otelpipe.diagnostics import logger, warn_limited
 from otelpipe.fleet.merger import REDStreamMerger
 from otelpipe.state_files import private_dir, private_file, refuse_symlink
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+
+    from otelpipe.pipeline import Pipeline
+    from otelpipe.processors.red_snapshot import REDSnapshot
+    from otelpipe.sink import OTLPReceiver
 
 __all__ = ["ENV_DEFAULTS", "POSITIONS_FILE", "Gateway", "StreamPositions", "start_gateway"]
 
@@ -78,7 +85,7 @@ class StreamPositions:
             return 0
         return self._merger.restore(records if isinstance(records, list) else [])
 
-    def __call__(self) -> Any:
+    def __call__(self) -> REDSnapshot:
         if self.path is None:
             return self._merger.snapshot()
         snapshot, positions = self._merger.snapshot_and_positions()
@@ -110,9 +117,9 @@ class StreamPositions:
 class Gateway:
     """A running gateway: its pipeline (evaluation, incidents), merger and receiver."""
 
-    pipeline: Any  # otelpipe.pipeline.Pipeline
+    pipeline: Pipeline
     merger: REDStreamMerger
-    receiver: Any  # otelpipe.sink.OTLPReceiver
+    receiver: OTLPReceiver
     positions: StreamPositions | None = field(default=None)
 
     def stop(self) -> None:
@@ -182,11 +189,11 @@ def _gateway_settings(settings: Settings) -> Settings:
     )
 
 
-def _register_gauges(meter: Any, merger: REDStreamMerger) -> None:
+def _register_gauges(meter: Meter, merger: REDStreamMerger) -> None:
     def senders(_options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(merger.instances())
 
-    def counters(name: str) -> Any:
+    def counters(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_options: CallbackOptions) -> Iterable[Observation]:
             yield Observation(getattr(merger.stats, name))
 

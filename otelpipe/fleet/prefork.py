@@ -21,12 +21,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otelpipe.config import SLOSettings
 from otelpipe.diagnostics import logger
 from otelpipe.fleet.merger import REDStreamMerger
 from otelpipe.processors.red_snapshot import REDSnapshot
+
+if TYPE_CHECKING:
+    from otelpipe.evaluation import Evaluation, EvaluationLoop
+    from otelpipe.fleet.push import REDPusher
+    from otelpipe.processors.red import REDStore
+    from otelpipe.sink import OTLPReceiver
 
 __all__ = ["PreforkMerge"]
 
@@ -40,13 +46,13 @@ class PreforkMerge:
 
     def __init__(
         self,
-        loop: Any,  # otelpipe.evaluation.EvaluationLoop
-        store: Any,  # otelpipe.processors.red.REDStore
+        loop: EvaluationLoop,
+        store: REDStore,
         settings: SLOSettings,
         resource: Mapping[str, Any],
         *,
         cardinality_limit: int = 2000,
-        rebuild: Callable[[], Any] | None = None,
+        rebuild: Callable[[], Evaluation] | None = None,
     ) -> None:
         self._loop = loop
         self._store = store
@@ -57,9 +63,9 @@ class PreforkMerge:
         self._owner_pid = os.getpid()
         self.merger: REDStreamMerger | None = None
         self.endpoint: str | None = None
-        self._sink: Any = None
+        self._sink: OTLPReceiver | None = None
         self._sink_port: int | None = None
-        self._pusher: Any = None
+        self._pusher: REDPusher | None = None
         self._failed = False
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(before=self._before_fork, after_in_child=self._after_fork_in_child)
