@@ -67,6 +67,7 @@ from otelpipe.incidents.rules import (
 )
 from otelpipe.processors.metric_snapshot import MetricPoint, MetricSnapshot
 from otelpipe.slo.spec_file import SpecFileError, load_documents, read_spec_text
+from otelpipe.slo.wording import human_duration
 
 Condition = Literal["value", "rate", "quantile", "absent"]
 Aggregate = Literal["sum", "avg", "min", "max"]
@@ -311,7 +312,7 @@ class MetricRuleEvaluator:
         service = rule.service or snapshot.service
         held = ""
         if holds and rule.for_s and state.pending_since is not None:
-            held = f", for {_label(now - state.pending_since)}"
+            held = f", for {human_duration(now - state.pending_since)}"
         return AlertState(
             key=rule.key(snapshot.service),
             service=service,
@@ -400,7 +401,7 @@ class MetricRuleEvaluator:
             if state.last_data is None:  # never seen here: another process's metric, or not yet
                 return False, "not seen yet", 0
             silent = now - state.last_data
-            return silent >= rule.window_s, f"no data for {_label(silent)} (threshold {window})", len(points)
+            return silent >= rule.window_s, f"no data for {human_duration(silent)} (threshold {window})", len(points)
         if not points:
             return False, "no data", 0
         if rule.condition == "value":

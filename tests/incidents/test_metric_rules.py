@@ -177,6 +177,17 @@ def test_gauge_value_rule_waits_for_its_for_duration() -> None:
     assert not again.firing
 
 
+def test_the_held_duration_is_worded_in_whole_seconds_like_other_incident_texts() -> None:
+    (rule,) = rules({"name": "cpu", "metric": "cpu", "value": {"below": 0.2}, "for": "30s"})
+    evaluator = MetricRuleEvaluator([rule])
+    (pending,) = evaluator.evaluate(snap(point("cpu", 0.1, "gauge")), T0 + 0.1)
+    assert not pending.firing
+    (fired,) = evaluator.evaluate(snap(point("cpu", 0.1, "gauge")), T0 + 60.09999)  # held ~59.99999s
+    assert fired.firing and fired.summary == "cpu: cpu = 0.1 (below 0.2), for 1m"
+    (still,) = evaluator.evaluate(snap(point("cpu", 0.1, "gauge")), T0 + 61.35)  # held 61.25s
+    assert still.summary.endswith(", for 1m1s")
+
+
 def test_counter_rate_needs_a_full_window_then_fires_when_it_stops() -> None:
     (rule,) = rules({"name": "orders", "metric": "orders", "window": "1m", "rate": {"below": 0.5}})
     evaluator = MetricRuleEvaluator([rule])
@@ -254,7 +265,7 @@ def test_absent_fires_after_a_window_without_data() -> None:
     assert [s.firing for s in states] == [False, True]  # the gauge's last point was at T0
     states = evaluator.evaluate(snap(point("signups", 4)), T0 + 181)
     assert [s.firing for s in states] == [True, True]
-    assert states[0].summary == "signups: signups no data for 121s (threshold 2m)"
+    assert states[0].summary == "signups: signups no data for 2m1s (threshold 2m)"
     states = evaluator.evaluate(snap(point("signups", 5), point("beat", 1, "gauge")), T0 + 190)
     assert [s.firing for s in states] == [False, False]
 
