@@ -145,8 +145,7 @@ def _cmd_sink(args: argparse.Namespace) -> int:
     try:
         sink.start()
     except OSError as exc:
-        console.print(f"[red]cannot start the sink[/]: {exc}")
-        return 2
+        raise CLIError(f"cannot start the sink: {exc}") from None
     console.print(
         f"otelpipe sink listening: OTLP/gRPC {sink.grpc_endpoint if sink.grpc_port else 'off'}, "
         f"OTLP/HTTP {sink.http_endpoint if sink.http_port else 'off'}"

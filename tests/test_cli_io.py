@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,35 @@ def test_usage_errors_use_the_same_one_line_form(capsys: pytest.CaptureFixture[s
     assert exit_info.value.code == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "--unit" in line and "'us'" in line and "otelpipe slo rules --help" in line
+
+
+
+def _run_cli(*args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    """A command that starts servers or global SDK providers: in its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+    env.update(env_vars)
+    exe = str(Path(sys.executable).with_name("otelpipe"))
+    return subprocess.run([exe, *args], check=False, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_gateway_configuration_error_uses_the_same_one_line_form() -> None:
+    result = _run_cli("gateway", "--grpc-port", "-1", "--http-port", "0", "--duration", "1")
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr)
+    assert "OTELPIPE_SLO_FILE" in line and "SLO spec" in line
+
+
+@pytest.mark.parametrize("command", ["sink", "gateway"])
+def test_a_taken_port_uses_the_same_one_line_form(tmp_path: Path, command: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        result = _run_cli(
+            command,
+            *("--grpc-port", "-1", "--http-port", port, "--duration", "1"),
+            OTELPIPE_SLO_FILE=str(DEMO),  # the gateway gets past its configuration to the bind
+            OTELPIPE_STATE_DIR=str(tmp_path / "state"),
+        )
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr)
+    assert f"cannot start the {command}" in line and "Address already in use" in line
+    assert "cannot start" not in result.stdout

@@ -9,6 +9,7 @@ import time
 
 from rich.console import Console
 
+from otelpipe.cli_io import CLIError
 from otelpipe.config import ConfigError
 
 
@@ -41,11 +42,9 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             http_port=None if args.http_port < 0 else args.http_port,
         )
     except ConfigError as error:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error[/]: {error}")
-        return 2
+        raise CLIError(str(error)) from None
     except OSError as error:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"cannot start the gateway: {error}")
-        return 2
+        raise CLIError(f"cannot start the gateway: {error}") from None
     receiver = gateway.receiver
     console.print(
         "otelpipe gateway listening: "
