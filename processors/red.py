@@ -54,6 +54,7 @@ from otelpipe.processors.red_snapshot import (
     AttributeValue,
     ExemplarRef,
     REDSnapshot,
+    SeriesIdentity,
     SeriesStats,
 )
 from otelpipe.processors.unsampled import PlainAttributes
@@ -646,11 +647,11 @@ def _stats(attributes: dict[str, AttributeValue], data: list[Any], start: int, *
 
 def _merge(items: Iterable[SeriesStats | None]) -> tuple[SeriesStats, ...]:
     """Fold series whose decoded attributes coincide (legacy vs new names, excluded dimensions)."""
-    merged: dict[tuple[tuple[str, AttributeValue], ...], SeriesStats] = {}
+    merged: dict[SeriesIdentity, SeriesStats] = {}
     for stats in items:
         if stats is None:
             continue
-        identity = tuple(sorted(stats.attributes.items(), key=lambda item: item[0]))
+        identity = stats.identity
         known = merged.get(identity)
         if known is None:
             merged[identity] = stats

@@ -58,7 +58,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelpipe.processors.red import REDStore
-from otelpipe.processors.red_snapshot import AttributeValue, ExemplarRef, REDSnapshot, SeriesStats
+from otelpipe.processors.red_snapshot import ExemplarRef, REDSnapshot, SeriesIdentity, SeriesStats
 
 __all__ = [
     "CALLS_METRIC",
@@ -93,8 +93,6 @@ _CUMULATIVE = AggregationTemporality.CUMULATIVE
 _DELTA = AggregationTemporality.DELTA
 _LOG_INTERVAL_S = 60.0
 
-_Identity = tuple[tuple[str, AttributeValue], ...]
-
 
 @dataclass(frozen=True, slots=True)
 class _Previous:
@@ -111,7 +109,7 @@ class _DeltaState:
     """Per-reader memory of the previous collection (only readers that prefer delta have one)."""
 
     def __init__(self) -> None:
-        self.previous: dict[tuple[str, _Identity], _Previous] = {}
+        self.previous: dict[tuple[str, SeriesIdentity], _Previous] = {}
         # store start, collection time, overflow spans, skipped spans
         self.health: tuple[int, int, int, int] = (0, 0, 0, 0)
 
@@ -178,7 +176,7 @@ class REDMetricProducer:
         calls: list[NumberDataPoint] = []
         durations: list[HistogramDataPoint] = []
         for stats in snapshot.series:
-            identity = ("span", _identity(stats))
+            identity = ("span", stats.identity)
             _append(calls, points.calls(identity, stats, counter_delta))
             _append(durations, points.duration(identity, stats, histogram_delta, self._scale))
             points.remember(identity, stats)
@@ -186,7 +184,7 @@ class REDMetricProducer:
         edge_failed: list[NumberDataPoint] = []
         edge_durations: list[HistogramDataPoint] = []
         for stats in snapshot.edges:
-            identity = ("edge", _identity(stats))
+            identity = ("edge", stats.identity)
             point = points.calls(identity, stats, counter_delta)
             _append(edge_calls, point)
             if stats.errors:
@@ -242,9 +240,9 @@ class _Points:
         self._snapshot = snapshot
         self._store_start = store_start
         self._state = state
-        self._seen: dict[tuple[str, _Identity], _Previous] = {}
+        self._seen: dict[tuple[str, SeriesIdentity], _Previous] = {}
 
-    def _previous(self, identity: tuple[str, _Identity], stats: SeriesStats) -> _Previous | None:
+    def _previous(self, identity: tuple[str, SeriesIdentity], stats: SeriesStats) -> _Previous | None:
         if self._state is None:
             return None
         previous = self._state.previous.get(identity)
@@ -253,7 +251,7 @@ class _Points:
         return previous
 
     def calls(
-        self, identity: tuple[str, _Identity], stats: SeriesStats, delta: bool
+        self, identity: tuple[str, SeriesIdentity], stats: SeriesStats, delta: bool
     ) -> NumberDataPoint | None:
         now = self._snapshot.time_unix_nano
         previous = self._previous(identity, stats) if delta else None
@@ -274,7 +272,7 @@ class _Points:
         )
 
     def duration(
-        self, identity: tuple[str, _Identity], stats: SeriesStats, delta: bool, scale: float
+        self, identity: tuple[str, SeriesIdentity], stats: SeriesStats, delta: bool, scale: float
     ) -> HistogramDataPoint | None:
         """The histogram point in the exported unit: seconds times `scale`."""
         now = self._snapshot.time_unix_nano
@@ -302,7 +300,7 @@ class _Points:
             exemplars=[_exemplar(ref, scale) for ref in exemplars],
         )
 
-    def remember(self, identity: tuple[str, _Identity], stats: SeriesStats) -> None:
+    def remember(self, identity: tuple[str, SeriesIdentity], stats: SeriesStats) -> None:
         if self._state is not None:
             self._seen[identity] = _Previous(
                 stats.start_time_unix_nano,
@@ -352,10 +350,6 @@ class _Points:
     def commit(self) -> None:
         if self._state is not None:
             self._state.previous = self._seen
-
-
-def _identity(stats: SeriesStats) -> _Identity:
-    return tuple(sorted(stats.attributes.items(), key=lambda item: item[0]))
 
 
 def _append(points: list[Any], point: object | None) -> None:

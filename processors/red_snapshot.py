@@ -1,8 +1,12 @@
 """Immutable view of the RED store at one instant: the contract between the span path and its readers.
 
 The span processor writes into a mutable store; everything downstream (metric export, SLO windows,
-incident evidence) reads a `REDSnapshot` instead, so no reader ever holds the store's lock for long
-and data only flows one way.
+incident evidence, the fleet merger and pusher) reads a `REDSnapshot` instead, so no reader ever
+holds the store's lock for long and data only flows one way.
+
+One representation of a series: its value is a `SeriesStats`, its key a `SeriesIdentity` (the
+attributes as name/value pairs sorted by name, from `series_identity` or `SeriesStats.identity`).
+The store's own per-thread layout is private to `otelpipe.processors.red` and never leaves it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,21 @@ from dataclasses import dataclass, field
 from opentelemetry.trace import SpanKind
 
 AttributeValue = str | int | float | bool
+
+#: The key of a series wherever one is kept between collections (exporter delta state, SLO windows,
+#: fleet merger and pusher): its attributes as (name, value) pairs sorted by name, so two mappings
+#: with the same content are the same series whatever their order.
+SeriesIdentity = tuple[tuple[str, AttributeValue], ...]
+
+
+def series_identity(attributes: Mapping[str, AttributeValue]) -> SeriesIdentity:
+    """The `SeriesIdentity` of a series with these attributes."""
+    return tuple(sorted(attributes.items(), key=_name))
+
+
+def _name(item: tuple[str, AttributeValue]) -> str:
+    return item[0]
+
 
 # Dimension names, as the Collector's spanmetrics connector spells them.
 SERVICE_NAME = "service.name"
@@ -66,6 +85,11 @@ class SeriesStats:
     max: float
     start_time_unix_nano: int
     exemplars: tuple[ExemplarRef, ...] = ()
+
+    @property
+    def identity(self) -> SeriesIdentity:
+        """This series' key (`series_identity` of its attributes)."""
+        return series_identity(self.attributes)
 
     def count_at_most(self, boundaries: tuple[float, ...], threshold: float) -> int:
         """Calls with duration <= `threshold`, which must be one of `boundaries`."""

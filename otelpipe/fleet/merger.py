@@ -176,7 +176,7 @@ class REDStreamMerger:
         return self.add(
             REDPoint(
                 instance=instance,
-                series=tuple(sorted(series.attributes.items(), key=lambda item: item[0])),
+                series=series.identity,
                 histogram=True,
                 cumulative=True,
                 start_time_unix_nano=series.start_time_unix_nano,

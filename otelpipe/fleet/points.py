@@ -23,6 +23,8 @@ from otelpipe.processors.red_snapshot import (
     STATUS_ERROR,
     AttributeValue,
     ExemplarRef,
+    SeriesIdentity,
+    series_identity,
 )
 
 __all__ = ["CALLS_NAMES", "DURATION_NAMES", "REDPoint", "decode_request"]
@@ -39,7 +41,7 @@ _OTEL_STATUS_CODE = "otel.status_code"
 _CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 
-Identity = tuple[tuple[str, AttributeValue], ...]
+Identity = SeriesIdentity  # a series, or a sending instance (its resource attributes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ def _series(point_attributes: Mapping[str, AttributeValue], service: AttributeVa
     legacy = attributes.pop(_OTEL_STATUS_CODE, None)
     if legacy is not None and STATUS_CODE not in attributes:
         attributes[STATUS_CODE] = f"STATUS_CODE_{str(legacy).upper()}"
-    return tuple(sorted(attributes.items(), key=lambda item: item[0]))
+    return series_identity(attributes)
 
 
 def _unit_seconds(unit: str, scope: str, name: str) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
@@ -22,7 +21,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from otelpipe.diagnostics import warn_limited
-from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
+from otelpipe.processors.red_snapshot import REDSnapshot, SeriesIdentity, SeriesStats
 
 __all__ = ["REDPusher", "encode_snapshot"]
 
@@ -107,7 +106,7 @@ class REDPusher:
         self._interval = interval_s
         self._keepalive = max(1, keepalive)
         self._timeout = timeout_s
-        self._sent: dict[tuple[tuple[str, Any], ...], int] = {}  # series -> calls last pushed
+        self._sent: dict[SeriesIdentity, int] = {}  # series -> calls last pushed
         self._pushes = 0
         self.failures = 0
         self._stop = threading.Event()
@@ -129,9 +128,9 @@ class REDPusher:
                 snapshot = self._snapshot()
                 everything = self._pushes % self._keepalive == 0
                 changed: list[SeriesStats] = []
-                current: dict[tuple[tuple[str, Any], ...], int] = {}
+                current: dict[SeriesIdentity, int] = {}
                 for stats in snapshot.series:
-                    key = tuple(sorted(stats.attributes.items()))
+                    key = stats.identity
                     current[key] = stats.calls
                     if everything or self._sent.get(key) != stats.calls:
                         changed.append(stats)

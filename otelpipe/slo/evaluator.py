@@ -19,7 +19,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from otelpipe.alerts import AlertState
-from otelpipe.processors.red_snapshot import STATUS_CODE, STATUS_ERROR, ExemplarRef, REDSnapshot, SeriesStats
+from otelpipe.processors.red_snapshot import (
+    STATUS_CODE,
+    STATUS_ERROR,
+    ExemplarRef,
+    REDSnapshot,
+    SeriesIdentity,
+    SeriesStats,
+)
 from otelpipe.slo.burn import TierVerdict, budget_remaining, burn_rate, evaluate_tier
 from otelpipe.slo.durations import format_duration
 from otelpipe.slo.identity import alert_name, identity_labels
@@ -133,8 +140,8 @@ class SLOEvaluator:
             )
             for slo in spec.slos
         ]
-        self._previous: dict[tuple[tuple[str, object], ...], _Previous] = {}
-        self._matches: dict[tuple[tuple[str, object], ...], tuple[int, ...]] = {}
+        self._previous: dict[SeriesIdentity, _Previous] = {}
+        self._matches: dict[SeriesIdentity, tuple[int, ...]] = {}
         self._lock = threading.Lock()
         self._latest: list[SLOStatus] = []
         self._last_save = clock()
@@ -194,9 +201,9 @@ class SLOEvaluator:
         total = [0] * count
         at_most_index = self._threshold_indices(snapshot.boundaries)
         previous = self._previous
-        current: dict[tuple[tuple[str, object], ...], _Previous] = {}
+        current: dict[SeriesIdentity, _Previous] = {}
         for series in snapshot.series:
-            key = tuple(sorted(series.attributes.items()))
+            key = series.identity
             matches = self._matches.get(key)
             if matches is None:
                 matches = self._match(series)

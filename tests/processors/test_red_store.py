@@ -15,8 +15,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from otelpipe.fleet.merger import REDStreamMerger
 from otelpipe.processors.red import REDSpanProcessor, REDStore, validate_boundaries
-from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats
+from otelpipe.processors.red_snapshot import REDSnapshot, SeriesStats, series_identity
 from otelpipe.processors.sampling import RecordUnsampledSampler
 
 T0 = 1_700_000_000_000_000_000
@@ -412,3 +413,36 @@ def test_snapshot_is_a_copy() -> None:
     assert first.series[0].calls == 1
     assert store.snapshot().series[0].calls == 2
     assert first.time_unix_nano == T0
+
+
+def test_processor_is_only_the_stores_record_bound_for_the_sdk() -> None:
+    """The processor holds no RED state and adds no Python call per span: its on_end is `record`."""
+    store = REDStore(span_kinds=(SpanKind.SERVER,), service_graph=False)
+    processor = REDSpanProcessor(store)
+    assert processor.on_end == store.record
+    assert set(vars(processor)) == {"store", "on_end"}
+    assert processor.attribute_names == store.attribute_names
+    assert "peer.service" not in store.attribute_names  # service graph off: edge attributes unread
+    assert "peer.service" in REDStore().attribute_names
+    span = ReadableSpan(name="x", kind=SpanKind.CLIENT, start_time=T0, end_time=T0 + MS)
+    store.record(span)  # a kind the store does not count
+    assert store.snapshot().series == ()
+
+
+def test_every_consumer_keys_a_series_by_its_identity() -> None:
+    """One key for a series: attribute pairs sorted by name, whatever the mapping's order."""
+    clock = FakeClock()
+    store, tracer = make(store=REDStore(clock=clock))
+    emit(tracer, attributes={"http.route": "/a", "http.request.method": "GET"})
+    (stats,) = store.snapshot().series
+    shuffled = dict(reversed(list(stats.attributes.items())))
+    assert list(shuffled) != list(stats.attributes)
+    assert series_identity(shuffled) == stats.identity
+    assert [name for name, _ in stats.identity] == sorted(stats.attributes)
+    merger = REDStreamMerger(store.boundaries)
+    merger.add_snapshot(store.snapshot(), (("instance", "a"),))  # first seen: a baseline
+    emit(tracer, attributes={"http.route": "/a", "http.request.method": "GET"})
+    clock.now += 10**9
+    merger.add_snapshot(store.snapshot(), (("instance", "a"),))
+    (merged,) = merger.snapshot().series
+    assert merged.identity == stats.identity
