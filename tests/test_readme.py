@@ -30,3 +30,15 @@ def test_every_otelpipe_variable_used_in_code_is_declared():
     for path in [*ROOT.glob("otelpipe/**/*.py"), *ROOT.glob("processors/*.py"), *ROOT.glob("exporters/*.py")]:
         used.update(re.findall(r"\bOTELPIPE_[A-Z_]+[A-Z]\b", path.read_text(encoding="utf-8")))
     assert used - declared == set()
+
+
+def test_quick_start_says_make_test_runs_the_suite_on_both_pinned_sets():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    test_target = re.search(r"^test:(.*)$", makefile, re.M)
+    assert test_target is not None and {"pytest", "pytest-oldest"} <= set(test_target.group(1).split())
+    assert re.search(r"^pytest-oldest: \$\(OLDEST_STAMP\)", makefile, re.M)
+    assert re.search(r"^\$\(OLDEST_STAMP\):.*constraints-oldest\.txt", makefile, re.M)
+    quick_start = README.split("## Quick start")[1].split("\n## ")[0]
+    make_test = quick_start.split("make test", 1)[1].split("```", 1)[0]
+    assert "constraints.txt" in make_test and "constraints-oldest.txt" in make_test, make_test
+    assert "oldest supported OpenTelemetry" in make_test
