@@ -138,8 +138,12 @@ SCENARIOS = {
 
 
 def main() -> None:
-    if os.environ.get("WIRING_PROBE_ROUTE") == "opentelemetry-instrument":  # the configurator's route
+    route = os.environ.get("WIRING_PROBE_ROUTE")
+    if route == "opentelemetry-instrument":  # the configurator's route
         pipeline = otelpipe.pipeline.configure_from_auto_instrumentation()
+    elif route == "settings-in-code":  # an app that parses its own mapping, not os.environ
+        mapping = json.loads(os.environ["WIRING_PROBE_SETTINGS"])
+        pipeline = otelpipe.configure(otelpipe.Settings.from_env(mapping))
     else:
         pipeline = otelpipe.configure()
     out = {name: SCENARIOS[name](pipeline) for name in sys.argv[1:]}

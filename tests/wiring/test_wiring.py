@@ -339,3 +339,13 @@ def test_shutdown_runs_once_though_the_app_and_atexit_both_call_it() -> None:
     # second run would shut the SDK's providers down twice (the SDK warns on stderr, with no handler)
     _, output = probe({}, "red")
     assert "can only be called once" not in output
+
+
+def test_settings_parsed_from_an_apps_own_mapping_reach_the_pipeline() -> None:
+    # Settings.from_env(mapping) -> configure(settings): the process environment says nothing
+    env = {
+        "WIRING_PROBE_ROUTE": "settings-in-code",
+        "WIRING_PROBE_SETTINGS": json.dumps({"OTELPIPE_RED_SPAN_KINDS": "internal"}),
+    }
+    out, _ = probe(env, "red")
+    assert {s["attributes"]["span.kind"] for s in out["red"]["series"]} == {"SPAN_KIND_INTERNAL"}
