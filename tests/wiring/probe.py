@@ -128,12 +128,39 @@ def _prefork(pipeline: Any) -> dict[str, Any]:
     return {"stale_after_s": merger.stale_after_ns / 1e9, "series_limit": merger.series_limit}
 
 
+def _forked(pipeline: Any) -> dict[str, Any]:
+    """Fork like a pre-fork server and report, from the child, what evaluates there and where it keeps state."""
+    import select
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, running no exit hook of the parent's
+        try:
+            loop = pipeline.evaluation
+            evaluation = loop.evaluation
+            report = {
+                "evaluator": evaluation.evaluator is not None,
+                "persistent_windows": getattr(evaluation.evaluator, "_state", None) is not None,
+                "persistent_incidents": getattr(evaluation.engine, "_store", None) is not None,
+                "ticking": loop._thread is not None and loop._thread.is_alive(),
+            }
+            os.write(write_end, json.dumps(report).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], 60)  # deadline: a child that hangs fails the probe
+    data = os.read(read_end, 65536) if ready else b"{}"
+    os.waitpid(pid, 0)
+    return dict(json.loads(data or b"{}"))
+
+
 SCENARIOS = {
     "red": _red,
     "redaction": _redaction,
     "incidents": _incidents,
     "logs": _logs,
     "prefork": _prefork,
+    "forked": _forked,
 }
 
 

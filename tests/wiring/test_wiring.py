@@ -349,3 +349,18 @@ def test_settings_parsed_from_an_apps_own_mapping_reach_the_pipeline() -> None:
     }
     out, _ = probe(env, "red")
     assert {s["attributes"]["span.kind"] for s in out["red"]["series"]} == {"SPAN_KIND_INTERNAL"}
+
+
+def test_a_forked_worker_evaluates_in_memory_with_per_process_evaluation(tmp_path: Path) -> None:
+    # SQLite handles do not survive fork(): the parent keeps its state files, each worker evaluates
+    # in memory (OTELPIPE_SLO_EVALUATION=process)
+    env = {
+        "OTELPIPE_SLO_FILE": str(DEMO_SLO),
+        "OTELPIPE_SLO_EVALUATION": "process",
+        "OTELPIPE_STATE_DIR": str(tmp_path),
+    }
+    out, _ = probe(env, "incidents", "forked")
+    assert out["incidents"]["persistent_windows"] and out["incidents"]["persistent_incidents"]
+    child = out["forked"]
+    assert child["evaluator"] and child["ticking"]
+    assert not child["persistent_windows"] and not child["persistent_incidents"]
