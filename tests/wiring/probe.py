@@ -132,6 +132,14 @@ def _forked(pipeline: Any) -> dict[str, Any]:
     """Fork like a pre-fork server and report, from the child, what evaluates there and where it keeps state."""
     import select
 
+    if os.environ.get("WIRING_PROBE_NO_RECEIVER"):  # the host's loopback receiver cannot start
+
+        def refuse(self: Any) -> Any:
+            raise OSError("address in use (wiring probe)")
+
+        import otelpipe.sink
+
+        otelpipe.sink.OTLPReceiver.start = refuse  # type: ignore[method-assign]
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report and leave at once, running no exit hook of the parent's

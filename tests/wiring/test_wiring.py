@@ -364,3 +364,18 @@ def test_a_forked_worker_evaluates_in_memory_with_per_process_evaluation(tmp_pat
     child = out["forked"]
     assert child["evaluator"] and child["ticking"]
     assert not child["persistent_windows"] and not child["persistent_incidents"]
+
+
+def test_a_forked_worker_evaluates_alone_in_memory_when_the_host_cannot_receive(tmp_path: Path) -> None:
+    # OTELPIPE_SLO_EVALUATION=host, but the loopback receiver fails at the first fork: no parent to
+    # push to, so the worker watches itself, in memory
+    env = {
+        "OTELPIPE_SLO_FILE": str(DEMO_SLO),
+        "OTELPIPE_STATE_DIR": str(tmp_path),
+        "WIRING_PROBE_NO_RECEIVER": "1",
+    }
+    out, _ = probe(env, "incidents", "forked")
+    assert out["incidents"]["prefork"] and out["incidents"]["persistent_windows"]
+    child = out["forked"]
+    assert child["evaluator"] and child["ticking"]
+    assert not child["persistent_windows"] and not child["persistent_incidents"]
