@@ -218,8 +218,9 @@ class REDStore:
 
     The whole interface: `record(span)` on the span path (what `REDSpanProcessor.on_end` is),
     `snapshot()` for metric readers, SLO windows and incident evidence, `reset_after_fork()` (called
-    for every live store by this module's one fork hook), and the read-only settings below. Memory
-    is O(series x buckets): at most `cardinality_limit` span series plus one overflow series, and the
+    for every live store by this module's one fork hook), and its settings as attributes
+    (`boundaries`, `cardinality_limit`, `dimensions`, `exemplars`, `span_kinds`, `service_graph`,
+    `attribute_names`; the pipeline sets `label_redactor`). Memory is O(series x buckets): at most `cardinality_limit` span series plus one overflow series, and the
     same for service-graph edges.
     """
 
@@ -313,7 +314,7 @@ class REDStore:
         self._admitted: set[tuple[Any, ...]] = set()  # keys with a series (global cardinality)
         self._admitted_edges: set[tuple[Any, ...]] = set()
         self._overflow_warned = False
-        # Read in one go by on_end: the thread id function, the shard table and the bucket bounds.
+        # Read in one go by record(): the thread id function, the shard table and the bucket bounds.
         self._hot = (threading.get_ident, self._shards, self._bounds_ns)
         self._overflow_spans = 0
         self._skipped_spans = 0
