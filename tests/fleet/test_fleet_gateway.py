@@ -44,6 +44,11 @@ def _wait(predicate, timeout: float) -> bool:
     return bool(predicate())
 
 
+def _saved_total(state) -> int | None:
+    saved = read_saved(state).get("fleet/availability")
+    return None if saved is None else saved.status["total"]
+
+
 def _gateway_env(fleet_env, slo_file, webhook, **extra: str) -> dict[str, str]:
     settings = {"OTELPIPE_SLO_FILE": str(slo_file), "OTELPIPE_WEBHOOK_URL": webhook.url}
     return fleet_env(**{**settings, **extra})
@@ -131,7 +136,9 @@ def test_two_pods_of_one_service_sending_to_one_gateway_make_one_incident(
     tmp_path, gateway, app_process, fleet_env, slo_file, webhook, send
 ):
     state = tmp_path / "gateway-state"
-    server = gateway(_gateway_env(fleet_env, slo_file, webhook, OTELPIPE_STATE_DIR=str(state)))
+    server = gateway(
+        _gateway_env(fleet_env, slo_file, webhook, OTELPIPE_STATE_DIR=str(state), OTELPIPE_STATE_SAVE_INTERVAL="200ms")
+    )
     pod_env = fleet_env(
         OTEL_SERVICE_NAME="fleet",
         OTEL_METRICS_EXPORTER="otlp",
@@ -154,7 +161,8 @@ def test_two_pods_of_one_service_sending_to_one_gateway_make_one_incident(
     assert {e["incident"]["id"] for e in events} == {events[0]["incident"]["id"]}  # "updated" as burn grew
     for pod in pods:
         pod.stop()
-    time.sleep(1.0)  # the gateway ticks over the pods' last exports
+    # The gateway ticks over the pods' last exports (its windows are saved every 200 ms).
+    assert _wait(lambda: _saved_total(state) == 160, timeout=30), read_saved(state)
     assert server.stop() == 0, "".join(server.lines)
     saved = read_saved(state)["fleet/availability"]
     assert saved.status["total"] == 160, saved.status
@@ -165,7 +173,7 @@ def test_a_gateway_restart_loses_no_budget_and_reads_no_burst(
     tmp_path, gateway, fleet_env, slo_file, webhook, make_request
 ):
     state = tmp_path / "gateway-state"
-    env = _gateway_env(fleet_env, slo_file, webhook, OTELPIPE_STATE_DIR=str(state))
+    env = _gateway_env(fleet_env, slo_file, webhook, OTELPIPE_STATE_DIR=str(state), OTELPIPE_STATE_SAVE_INTERVAL="200ms")
     started = time.time() - 600  # the app has run for ten minutes before the gateway
     ok = 1_000_000
 
@@ -181,14 +189,14 @@ def test_a_gateway_restart_loses_no_budget_and_reads_no_burst(
 
     first = gateway(env)
     before = feed(first, 10)
-    time.sleep(0.6)  # ticks over the last point
+    assert _wait(lambda: _saved_total(state) == before, timeout=30), read_saved(state)  # ticked over the last point
     assert first.stop() == 0, "".join(first.lines)
     assert read_saved(state)["fleet/availability"].status["total"] == before
 
     assert (state / "gateway-streams.json").is_file()
     second = gateway(env)  # same state dir: windows and stream positions come back
     after = feed(second, 10) + 25  # the first point continues the saved position: no gap
-    time.sleep(0.6)
+    assert _wait(lambda: _saved_total(state) == before + after, timeout=30), read_saved(state)
     assert second.stop() == 0, "".join(second.lines)
     assert read_saved(state)["fleet/availability"].status["total"] == before + after
     assert webhook.events() == [], webhook.bodies

@@ -104,7 +104,7 @@ def test_slo_evaluation_setting_decides_who_evaluates_forked_children(tmp_path, 
     )
     script = Path(__file__).with_name("fork_app.py")
     done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=90, check=False
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == expected, done.stderr
