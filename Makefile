@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/redaction.py --quick
 	$(BIN)/python bench/slo_tick.py
 	$(BIN)/python bench/soak.py --quick
+	$(BIN)/python bench/notifier_hang.py --rounds 1
 	$(BIN)/python bench/detection_latency.py --runs 1
 	$(BIN)/python bench/fleet_detection.py --runs 1 --prometheus-runs 0
 	$(BIN)/python bench/fleet_merge.py

@@ -1,8 +1,11 @@
 """Scenario 3: an incident webhook that never answers, while the app is under load.
 
 The incident fires during the load (a threshold rule over a failing route); its delivery hangs on a
-black hole. Requests must not slow down against the same run with a healthy webhook, and the
-evaluation loop must keep ticking quickly, because delivery runs on the notifier's own thread.
+black hole for the whole notifier deadline (60 s). While it hangs, requests must keep being served
+and the evaluation loop must keep ticking, because delivery runs on the notifier's own thread: a
+delivery on either path would stall it for the full minute, far beyond the test's 30 s wait. How
+much a hung webhook slows requests compared with a healthy one is a figure, not a test:
+bench/notifier_hang.py measures it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,60 +37,65 @@ rules:
     error_rate: {above: 1%, min_requests: 5}
 """
 CLIENTS = 4
-DURATION_S = 4.0
+HANG_S = 60.0  # OTELPIPE_NOTIFY_TIMEOUT: how long one delivery attempt may hang in the black hole
+WAIT_S = 30.0  # the test's deadline for progress while the delivery hangs, well inside HANG_S
 
 
-class _Hook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+class Load:
+    """CLIENTS threads sending requests until stopped; 1 in 10 hits the failing route."""
 
-    def log_message(self, format: str, *args: object) -> None:
-        return
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(CLIENTS)
+        ]
 
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
 
-def _get(url: str) -> tuple[int, float]:
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            status = response.status
-            response.read()
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    return status, time.perf_counter() - started
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WAIT_S)
+        assert not any(thread.is_alive() for thread in self._threads), "a client is stuck in a request"
 
+    def served(self) -> int:
+        with self._lock:
+            return len(self.latencies)
 
-def _load(base: str) -> tuple[list[float], int]:
-    """CLIENTS threads for DURATION_S: 1 in 10 requests hits the failing route."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + DURATION_S
-
-    def client(index: int) -> None:
+    def _client(self, index: int) -> None:
         n = 0
-        while time.monotonic() < deadline and n < 5000:
+        while not self._stop.is_set() and n < 50_000:
             path = "/fail" if (n + index) % 10 == 0 else "/burst?n=1"
-            _, elapsed = _get(base + path)
-            with lock:
-                latencies.append(elapsed)
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.base + path, timeout=WAIT_S) as response:
+                    response.read()
+            except urllib.error.HTTPError:
+                pass  # /fail answers 500 on purpose
+            except OSError as exc:  # a request that waited on the delivery times out here
+                with self._lock:
+                    self.errors.append(f"{path}: {exc!r}")
+                return
+            with self._lock:
+                self.latencies.append(time.perf_counter() - started)
             n += 1
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(DURATION_S + 30)
-    return latencies, len(latencies)
+
+def _ticks(base: str) -> int:
+    with urllib.request.urlopen(base + "/stats", timeout=WAIT_S) as response:
+        return int(json.loads(response.read())["evaluation"]["ticks"])
 
 
-def _stats(base: str) -> dict:
-    with urllib.request.urlopen(base + "/stats", timeout=10) as response:
-        return json.loads(response.read())
-
-
-def _run(tmp_path, sink, otlp_env, instrumented_app, webhook_url: str) -> tuple[list[float], dict, dict]:
+def test_hung_incident_webhook_blocks_neither_requests_nor_the_evaluation_loop(
+    tmp_path, sink, otlp_env, instrumented_app, blackhole, wait_until: Callable[..., bool]
+):
     spec = tmp_path / "slo.yaml"
     spec.write_text(SPEC)
     env = otlp_env(
@@ -95,43 +103,25 @@ def _run(tmp_path, sink, otlp_env, instrumented_app, webhook_url: str) -> tuple[
         OTEL_SERVICE_NAME="loaded",
         OTELPIPE_SLO_FILE=str(spec),
         OTELPIPE_SLO_INTERVAL="200ms",
-        OTELPIPE_WEBHOOK_URL=webhook_url,
-        OTELPIPE_NOTIFY_TIMEOUT="3s",
+        OTELPIPE_WEBHOOK_URL=blackhole.endpoint + "/hook",
+        OTELPIPE_NOTIFY_TIMEOUT=f"{HANG_S:.0f}s",
         OTELPIPE_SHUTDOWN_TIMEOUT="2s",
     )
     app = instrumented_app(env, script=FAULT_APP)
-    before = _stats(app.base_url)
-    latencies, _ = _load(app.base_url)
-    after = _stats(app.base_url)
-    app.stop(timeout=20)
-    return latencies, before, after
-
-
-def test_hung_incident_webhook_does_not_slow_requests_or_the_evaluation_loop(
-    tmp_path, sink, otlp_env, instrumented_app, blackhole
-):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        healthy, _, _ = _run(
-            tmp_path, sink, otlp_env, instrumented_app, f"http://127.0.0.1:{server.server_address[1]}/"
+    with Load(app.base_url) as load:
+        assert wait_until(lambda: blackhole.accepted >= 1, timeout=60), "the incident never fired"
+        hung_at = time.monotonic()
+        ticks, served = _ticks(app.base_url), load.served()
+        # The delivery now hangs for HANG_S; both paths must move on well before it gives up.
+        assert wait_until(lambda: _ticks(app.base_url) >= ticks + 5, timeout=WAIT_S), (
+            "evaluation loop stalled"
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-    hung, before, after = _run(tmp_path, sink, otlp_env, instrumented_app, blackhole.endpoint + "/hook")
-
-    assert blackhole.accepted >= 1, "the incident fired and its delivery reached the black hole"
-    ticks = after["evaluation"]["ticks"] - before["evaluation"]["ticks"]
-    assert ticks >= DURATION_S / 0.2 / 2, f"evaluation loop stalled: {ticks} ticks in {DURATION_S}s"
-    assert after["evaluation"]["last_tick_s"] < 0.5
-    p50_healthy, p50_hung = statistics.median(healthy), statistics.median(hung)
-    p99_healthy = statistics.quantiles(healthy, n=100)[98]
-    p99_hung = statistics.quantiles(hung, n=100)[98]
-    assert p50_hung <= p50_healthy * 2 + 0.02, (p50_healthy, p50_hung)
-    assert p99_hung <= p99_healthy * 3 + 0.1, (p99_healthy, p99_hung)
-    assert len(hung) >= 0.5 * len(healthy), (len(healthy), len(hung))
+        assert wait_until(lambda: load.served() >= served + 50, timeout=WAIT_S), "requests stalled"
+        assert time.monotonic() - hung_at < HANG_S, "the checks above ran past the delivery's deadline"
+    assert not load.errors, load.errors[:5]
+    app.stop(timeout=20)
+    latencies = load.latencies
     print(
-        f"\nrequests/s healthy {len(healthy) / DURATION_S:.0f}, hung webhook {len(hung) / DURATION_S:.0f}; "
-        f"p50 {1000 * p50_healthy:.1f} vs {1000 * p50_hung:.1f} ms; p99 {1000 * p99_healthy:.1f} vs {1000 * p99_hung:.1f} ms"
+        f"\nhung webhook: {len(latencies)} requests; p50 {1000 * statistics.median(latencies):.1f} ms, "
+        f"max {1000 * max(latencies):.1f} ms (compare with a healthy webhook: bench/notifier_hang.py)"
     )
