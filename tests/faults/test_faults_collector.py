@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FAULT_APP = Path(__file__).with_name("fault_app.py")
 SHUTDOWN_TIMEOUT_S = 2.0
 EXPORT_TIMEOUT_S = 10.0  # the OTLP exporters' default OTEL_EXPORTER_OTLP_TIMEOUT
-EXIT_SLACK_S = 4.0  # interpreter teardown and the SIGTERM round trip, far below the SDK's 58 s
+EXIT_SLACK_S = 12.0  # teardown and the SIGTERM round trip on a loaded machine; the stock SDK needs ~58 s
 REQUESTS = 30
 SPANS_PER_REQUEST = 200  # 6,000 spans and log records: three times the SDK's 2,048 queue
 

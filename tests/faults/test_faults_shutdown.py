@@ -62,7 +62,9 @@ def test_sigterm_under_load_flushes_what_was_acknowledged(
         client.join(10)
 
     assert acked >= 10, "the load never got going"
-    assert elapsed < SHUTDOWN_TIMEOUT_S + 4, f"exit took {elapsed:.1f}s"
+    # Slack for teardown on a loaded machine. That the bound holds where the stock SDK needs ~58 s is
+    # tested against an unreachable collector in test_faults_collector.py.
+    assert elapsed < SHUTDOWN_TIMEOUT_S + 12, f"exit took {elapsed:.1f}s"
     produced_upper = (acked + 2) * SPANS_PER_REQUEST  # + one in-flight request per client
     received = span_count(sink, "downstream")
     assert acked * SPANS_PER_REQUEST - QUEUE_BOUND <= received <= produced_upper, (acked, received)
