@@ -207,6 +207,12 @@ def test_a_one_gib_response_is_not_read_into_memory(serve, notifiers) -> None:
     assert MAX_RESPONSE_BYTES <= 64 * 1024
 
 
+#: Upper bound on how long a bounded wait may take on a loaded machine. Every bug these tests target
+#: costs far more: a per-read timeout reset by each dripped byte (100 s for the shortest drip), or an
+#: attempt or shutdown waiting out a 60 s deadline.
+SLACK_S = 10.0
+
+
 @pytest.mark.parametrize("where", ["status line", "headers", "body"])
 def test_a_slow_drip_endpoint_fails_the_attempt_at_its_deadline(serve, notifiers, where: str) -> None:
     prefix = {
@@ -232,7 +238,7 @@ def test_a_slow_drip_endpoint_fails_the_attempt_at_its_deadline(serve, notifiers
     assert notifier.force_flush(10)
     elapsed = time.monotonic() - started
     assert (notifier.delivered, notifier.failed) == (0, 1)
-    assert elapsed < 3 * timeout_s, f"one attempt took {elapsed:.1f}s against a {timeout_s}s deadline"
+    assert elapsed < SLACK_S, f"one attempt took {elapsed:.1f}s against a {timeout_s}s deadline"
     print(f"\nslow drip in the {where}: attempt failed after {elapsed:.2f}s (deadline {timeout_s}s)")
 
 
@@ -253,7 +259,7 @@ def test_later_events_are_not_dropped_behind_a_slow_drip(serve, notifiers) -> No
         notifier.submit(_event(n))
     assert notifier.force_flush(20)
     assert (notifier.failed, notifier.dropped, notifier.delivered) == (10, 0, 0)
-    assert time.monotonic() - started < 10 * 0.3 * 3
+    assert time.monotonic() - started < 10 * 0.3 + SLACK_S
 
 
 def test_a_full_queue_counts_drops(serve, notifiers) -> None:
@@ -298,7 +304,7 @@ def test_shutdown_ends_the_worker_during_a_slow_drip(serve, notifiers) -> None:
     notifier.shutdown(2)
     elapsed = time.monotonic() - started
     assert notifier._thread is not None and not notifier._thread.is_alive()
-    assert elapsed < 3, f"shutdown(2) took {elapsed:.1f}s"
+    assert elapsed < SLACK_S, f"shutdown(2) took {elapsed:.1f}s"
     print(f"\nshutdown(2) during a slow drip: {elapsed:.2f}s, worker gone")
     assert notifier.failed + notifier.dropped == 3
     assert notifier.delivered == 0
@@ -322,7 +328,7 @@ def test_shutdown_ends_the_worker_during_a_connect_that_never_completes(notifier
         assert notifier.delivered + notifier.failed == 0
         started = time.monotonic()
         notifier.shutdown(1)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < SLACK_S
         assert notifier._thread is not None and not notifier._thread.is_alive()
         assert notifier.failed == 1
     finally:
@@ -361,7 +367,7 @@ def test_notify_timeout_from_the_environment_is_the_attempt_deadline(serve) -> N
             started = time.monotonic()
             with pytest.raises(DeliveryError, match="deadline"):
                 notifier._deliver(_event())  # one attempt, on this thread
-            assert time.monotonic() - started < 3 * 0.7
+            assert time.monotonic() - started < SLACK_S
     finally:
         for notifier in built:
             notifier.shutdown(1)
@@ -380,7 +386,7 @@ def test_a_tls_handshake_that_never_finishes_is_bounded(serve, notifiers, stop: 
     if stop == "deadline":
         assert notifier.force_flush(10)
         elapsed = time.monotonic() - started
-        assert elapsed < 3 * timeout_s, f"handshake held the worker {elapsed:.1f}s"
+        assert elapsed < SLACK_S, f"handshake held the worker {elapsed:.1f}s"
     else:
         time.sleep(0.5)  # the worker waits for the ServerHello
         assert notifier.delivered + notifier.failed == 0
@@ -388,7 +394,7 @@ def test_a_tls_handshake_that_never_finishes_is_bounded(serve, notifiers, stop: 
         notifier.shutdown(1)
         elapsed = time.monotonic() - shutdown_started
         assert notifier._thread is not None and not notifier._thread.is_alive()
-        assert elapsed < 2, f"shutdown(1) took {elapsed:.1f}s"
+        assert elapsed < SLACK_S, f"shutdown(1) took {elapsed:.1f}s"
     assert (notifier.delivered, notifier.failed) == (0, 1)
     print(f"\nTLS handshake never answered, stopped by {stop}: {elapsed:.2f}s")
 
