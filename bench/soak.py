@@ -56,6 +56,7 @@ def _start(endpoint: str, protocol: str) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
         OTEL_SERVICE_NAME="soak",
+        OTEL_PYTHON_DISTRO="otelpipe",  # beside opentelemetry-distro, install order would choose
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_METRIC_EXPORT_INTERVAL="1000",

@@ -151,6 +151,9 @@ def _otlp_env(sink: OTLPSink, protocol: str = "grpc", **extra: str) -> dict[str,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
         OTEL_SERVICE_NAME="e2e-app",
+        # opentelemetry-distro is installed too: which distro loads first otherwise follows the order of
+        # site-packages on disk (README: choose otelpipe's); its distro then picks its configurator.
+        OTEL_PYTHON_DISTRO="otelpipe",
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_ENDPOINT=sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint,
         OTEL_TRACES_EXPORTER="otlp",

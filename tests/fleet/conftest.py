@@ -278,6 +278,7 @@ def app_env(**extra: str) -> dict[str, str]:
     """Environment for an instrumented app: no OTLP export unless `extra` asks for it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
+        OTEL_PYTHON_DISTRO="otelpipe",  # beside opentelemetry-distro, install order would choose
         OTEL_TRACES_EXPORTER="none",
         OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",

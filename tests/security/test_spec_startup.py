@@ -52,6 +52,7 @@ print("SHUTDOWN_S", time.perf_counter() - started)
 def _env(spec: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
+        OTEL_PYTHON_DISTRO="otelpipe",  # beside opentelemetry-distro, install order would choose
         OTEL_TRACES_EXPORTER="none",
         OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",
