@@ -18,6 +18,7 @@ OLDEST_VENV  := .venv-oldest
 OLDEST_STAMP := $(OLDEST_VENV)/.installed-stamp
 
 $(OLDEST_STAMP): pyproject.toml constraints-oldest.txt
+	rm -rf $(OLDEST_VENV)  # from scratch: packages newer than the oldest set must not linger
 	$(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints-oldest.txt -e '.[dev]'
 	touch $(OLDEST_STAMP)

@@ -85,6 +85,53 @@ def _probe_reader_collect() -> None:
         provider.shutdown()
 
 
+def add_metric_reader(provider: Any, reader: Any) -> None:
+    """Register `reader` on a running `MeterProvider`.
+
+    `MeterProvider.add_metric_reader` is public from SDK 1.43; on 1.42 the same steps are taken
+    through the measurement consumer (a new reader storage swapped in under its lock, then the
+    collect callback), so metric rules keep their reader on the oldest supported SDK.
+    """
+    public = getattr(provider, "add_metric_reader", None)
+    if public is not None:
+        public(reader)
+        return
+    from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
+
+    consumer = provider._measurement_consumer
+    with consumer._lock:
+        storages = dict(consumer._reader_storages)
+        storages[reader] = MetricReaderStorage(
+            consumer._sdk_config, reader._instrument_class_temporality, reader._instrument_class_aggregation
+        )
+        consumer._reader_storages = storages
+    reader._set_collect_callback(consumer.collect)
+
+
+def _probe_add_metric_reader() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    provider = MeterProvider(shutdown_on_exit=False)
+    try:
+        counter = provider.get_meter("otelpipe.sdk-check").create_counter("probe")
+        reader = InMemoryMetricReader()
+        add_metric_reader(provider, reader)
+        counter.add(1)
+        data = reader.get_metrics_data()
+        points = [
+            getattr(point, "value", None)
+            for resource in (data.resource_metrics if data is not None else ())
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            for point in metric.data.data_points
+        ]
+        if points != [1]:
+            raise LookupError(f"a reader added to a running MeterProvider did not collect (saw {points})")
+    finally:
+        provider.shutdown()
+
+
 def _probe_meter_resource() -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
@@ -296,6 +343,15 @@ HOOKS: tuple[Hook, ...] = (
         "MetricProducer on readers (in the specification; not in the Python SDK yet)",
         "RED metrics are not exported (SLOs still evaluate in process)",
         _probe_reader_collect,
+    ),
+    Hook(
+        "MeterProvider.add_metric_reader (SDK >= 1.43), else MeterProvider._measurement_consumer."
+        "_lock/_reader_storages/_sdk_config and metrics._internal.metric_reader_storage.MetricReaderStorage",
+        "otelpipe.pipeline (metric rules), otelpipe._sdk.add_metric_reader",
+        "metric rules read the app's metrics through a reader added to the provider the SDK already built",
+        "MeterProvider.add_metric_reader (public from SDK 1.43; the fallback is for 1.42)",
+        "metric rules see no data (SLOs, threshold rules and RED are unaffected)",
+        _probe_add_metric_reader,
     ),
     Hook(
         "MeterProvider._sdk_config.resource",

@@ -637,8 +637,14 @@ def _metric_reader(pipeline: Pipeline) -> MetricSnapshotReader | None:
     if not isinstance(pipeline.meter_provider, MeterProvider):
         _log.error("otelpipe metric rules need the SDK MeterProvider; metric rules are off")
         return None
+    from otelpipe._sdk import add_metric_reader
+
     reader = MetricSnapshotReader()
-    pipeline.meter_provider.add_metric_reader(reader)
+    try:
+        add_metric_reader(pipeline.meter_provider, reader)
+    except Exception:  # a private hook of an SDK outside the tested range (otelpipe check names it)
+        _log.error("otelpipe metric rules could not add their reader to the MeterProvider; metric rules are off")
+        return None
     pipeline.metric_reader = reader
     return reader
 

@@ -30,7 +30,6 @@ __all__ = ["INITIALIZE_PARAMETERS", "SDK_HELPERS", "initialize_components"]
 # (otelpipe._sdk checks both on the installed SDK; a mismatch falls back to the stock path).
 SDK_HELPERS = (
     "ResourceAttributes",
-    "_import_opamp",
     "_import_exporters",
     "_get_exporter_names",
     "_import_sampler",
@@ -101,9 +100,7 @@ def _initialize_light(  # _initialize_components' own parameters
     if auto_instrumentation_version:
         attributes[sdk.ResourceAttributes.TELEMETRY_AUTO_VERSION] = auto_instrumentation_version
     resource = Resource.create(attributes)
-    init_opamp = sdk._import_opamp("pre_sdk_init_function")
-    if init_opamp is not None:
-        init_opamp(resource)
+    _opamp(sdk, "pre_sdk_init_function", resource)
     span_exporters, metric_exporters, log_exporters = sdk._import_exporters(
         (trace_exporter_names or []) + sdk._get_exporter_names("traces"),
         (metric_exporter_names or []) + sdk._get_exporter_names("metrics"),
@@ -154,6 +151,12 @@ def _initialize_light(  # _initialize_components' own parameters
         export_log_record_processor=export_log_record_processor,
         logger_configurator=logger_configurator,
     )
-    init_opamp = sdk._import_opamp("post_sdk_init_function")
+    _opamp(sdk, "post_sdk_init_function", resource)
+
+
+def _opamp(sdk: Any, name: str, resource: Resource) -> None:
+    """The SDK's OpAMP entry point, as `_initialize_components` calls it (SDK 1.43+; 1.42 has no OpAMP step)."""
+    import_opamp = getattr(sdk, "_import_opamp", None)
+    init_opamp = import_opamp(name) if import_opamp is not None else None
     if init_opamp is not None:
         init_opamp(resource)

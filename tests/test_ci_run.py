@@ -30,7 +30,9 @@ def test_both_ends_of_the_supported_range_are_pinned_alike() -> None:
         return dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
 
     newest, oldest = pins("constraints.txt"), pins("constraints-oldest.txt")
-    assert newest.keys() == oldest.keys()
+    # Packages first released after the oldest set (constraints-oldest.txt says which) are not pinned there.
+    assert oldest.keys() <= newest.keys()
+    assert newest.keys() - oldest.keys() <= {"opentelemetry-exporter-http-transport", "opentelemetry-exporter-otlp-common"}
     assert newest["opentelemetry-sdk"] != oldest["opentelemetry-sdk"]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'"opentelemetry-sdk>={".".join(oldest["opentelemetry-sdk"].split(".")[:2])},' in pyproject

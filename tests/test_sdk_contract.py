@@ -41,3 +41,31 @@ def test_check_command_names_the_sdk_and_its_hooks(capsys: pytest.CaptureFixture
     main(["check"])
     out = capsys.readouterr().out
     assert f"{len(HOOKS)}/{len(HOOKS)} SDK hooks present" in out
+
+
+def test_add_metric_reader_without_the_public_method_collects() -> None:
+    """SDK 1.42's path (no `MeterProvider.add_metric_reader`), run on whichever SDK is installed."""
+    from types import SimpleNamespace
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otelpipe._sdk import add_metric_reader
+
+    provider = MeterProvider(shutdown_on_exit=False)
+    counter = provider.get_meter("shop").create_counter("shop.orders.created")
+    counter.add(5)  # before the reader: a cumulative reader added later does not see it
+    reader = InMemoryMetricReader()
+    add_metric_reader(SimpleNamespace(_measurement_consumer=provider._measurement_consumer), reader)
+    counter.add(2, {"channel": "web"})
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        (dict(point.attributes or {}), getattr(point, "value", None))
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+    ]
+    assert points == [({"channel": "web"}, 2)]
+    provider.shutdown()

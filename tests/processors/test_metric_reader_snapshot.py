@@ -7,13 +7,14 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from otelpipe._sdk import add_metric_reader
 from otelpipe.processors.metric_snapshot import MetricSnapshot, MetricSnapshotReader
 
 
 def test_snapshot_holds_counters_updowncounters_gauges_and_histograms_from_any_scope() -> None:
     reader, other = MetricSnapshotReader(), InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[other], resource=Resource.create({"service.name": "shop"}))
-    provider.add_metric_reader(reader)
+    add_metric_reader(provider, reader)  # public from SDK 1.43; the shim covers 1.42
     shop, infra = provider.get_meter("shop"), provider.get_meter("infra")
     orders = shop.create_counter("shop.orders.created")
     orders.add(3, {"channel": "web"})
@@ -69,7 +70,7 @@ def test_a_child_forked_during_a_collection_can_still_collect() -> None:
 
     reader = MetricSnapshotReader()
     provider = MeterProvider()
-    provider.add_metric_reader(reader)
+    add_metric_reader(provider, reader)  # public from SDK 1.43; the shim covers 1.42
     provider.get_meter("shop").create_counter("shop.orders.created").add(1)
     with reader._lock:  # as if the parent's evaluation thread were collecting at fork()
         pid = os.fork()
