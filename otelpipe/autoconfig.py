@@ -5,7 +5,10 @@ configurator that subclasses `_OTelSDKConfigurator` and passes them to `_initial
 is the supported route (opentelemetry-python #4806). Only one configurator loads per process:
 with opentelemetry-distro also installed, set `OTEL_PYTHON_DISTRO=otelpipe` and
 `OTEL_PYTHON_CONFIGURATOR=otelpipe` (our distro also sets the latter by default, which is
-enough when it is the distro that loads).
+enough when it is the distro that loads). Unset, opentelemetry-instrument (0.63b0 to 0.66b1
+alike) takes the first distro and configurator in the order the installed packages are listed on
+disk, which differs between two environments of the same versions; `warn_if_not_configured`
+says so when otelpipe lost that draw.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 
 _log = logging.getLogger("otelpipe")
+_configured = False  # opentelemetry-instrument ran OtelpipeConfigurator in this process
 
 
 class OtelpipeDistro(BaseDistro):  # type: ignore[misc]
@@ -54,6 +58,8 @@ class OtelpipeConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
     """Builds the SDK the stock way, with otelpipe's processors, sampler and readers in place."""
 
     def _configure(self, **kwargs: Any) -> None:
+        global _configured
+        _configured = True
         try:
             from otelpipe.pipeline import configure_from_auto_instrumentation
 
@@ -68,3 +74,25 @@ class OtelpipeConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
             # otelpipe must not cost the app its telemetry: fall back to the stock SDK setup.
             _log.error("otelpipe failed to configure; using the stock SDK setup", exc_info=True)
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+
+
+def warn_if_not_configured() -> None:
+    """`opentelemetry_pre_instrument` hook: one warning when another configurator was loaded by chance.
+
+    Runs after opentelemetry-instrument chose its configurator. Quiet when otelpipe's ran, when
+    `OTEL_PYTHON_CONFIGURATOR` names another one (a deliberate choice) and when the SDK is disabled.
+    """
+    try:
+        from otelpipe.config import sdk_disabled
+
+        if _configured or os.environ.get(OTEL_PYTHON_CONFIGURATOR) or sdk_disabled():
+            return
+        _log.warning(
+            "otelpipe is installed but opentelemetry-instrument loaded another configurator (with several "
+            "installed and %s unset, the first in site-packages order wins): no RED metrics, log "
+            "correlation or SLOs from otelpipe; set OTEL_PYTHON_DISTRO=otelpipe and %s=otelpipe",
+            OTEL_PYTHON_CONFIGURATOR,
+            OTEL_PYTHON_CONFIGURATOR,
+        )
+    except Exception:  # opentelemetry-instrument does not catch pre-instrument hooks' errors
+        pass
