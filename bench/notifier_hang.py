@@ -107,6 +107,7 @@ def _round(webhook_url: str, sink: OTLPSink, spec: Path, seconds: float) -> dict
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
         OTEL_SERVICE_NAME="loaded",
+        OTEL_PYTHON_DISTRO="otelpipe",  # beside opentelemetry-distro, install order would choose
         OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
         OTEL_EXPORTER_OTLP_ENDPOINT=sink.grpc_endpoint,
         OTEL_METRIC_EXPORT_INTERVAL="1000",

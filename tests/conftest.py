@@ -183,7 +183,7 @@ def instrumented_app(tmp_path: Path) -> Iterator[Callable[..., InstrumentedApp]]
         instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
         proc = subprocess.Popen(
             [instrument, sys.executable, str(script), *args],
-            env=env,
+            env={"OTEL_PYTHON_DISTRO": "otelpipe", **env},  # else install order picks beside opentelemetry-distro
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
