@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 from opentelemetry import trace
@@ -183,6 +184,12 @@ def main() -> None:
         pipeline = otelpipe.configure()
     out = {name: SCENARIOS[name](pipeline) for name in sys.argv[1:]}
     pipeline.shutdown()
+    # what would hold the interpreter's exit once shutdown() has returned (it waits for these)
+    out["exit_held_by"] = [
+        t.name
+        for t in threading.enumerate()
+        if t.is_alive() and not t.daemon and t is not threading.main_thread()
+    ]
     print("PROBE " + json.dumps(out), flush=True)
 
 

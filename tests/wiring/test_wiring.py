@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -379,3 +380,23 @@ def test_a_forked_worker_evaluates_alone_in_memory_when_the_host_cannot_receive(
     child = out["forked"]
     assert child["evaluator"] and child["ticking"]
     assert not child["persistent_windows"] and not child["persistent_incidents"]
+
+
+def test_a_shutdown_cut_short_leaves_nothing_that_holds_the_exit() -> None:
+    # a collector that accepts and never answers: the SDK's flush outlives OTELPIPE_SHUTDOWN_TIMEOUT,
+    # and what is still running then must not keep the process from exiting
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)  # never accepted: the kernel completes the handshake, nobody answers
+    try:
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hole.getsockname()[1]}",
+            "OTELPIPE_SHUTDOWN_TIMEOUT": "500ms",
+        }
+        out, output = probe(env, "red")
+    finally:
+        hole.close()
+    assert "did not finish within" in output  # the SDK's shutdown was still running when it returned
+    assert out["exit_held_by"] == []
