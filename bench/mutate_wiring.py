@@ -11,7 +11,7 @@ subprocesses and the `otelpipe` CLI import the mutant too. One mutant runs at a 
 
 Operators (aimed at wiring, not at value parsers, which tests/test_config.py covers directly):
   setting-swap   two `Variable(...)`s of the same type exchange the fields they fill (config.py)
-  default-swap   a settings dataclass field takes another field's default (config.py)
+  default-swap   a settings dataclass field takes another same-typed field's (different) default
   attr-swap      `settings.<section>.<field>` reads another field of the same type
   kwarg-drop     a keyword argument of a call is left out
   kwarg-swap     two neighbouring keyword arguments exchange their values
@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,22 +128,40 @@ def _settings_fields(config_tree: ast.Module) -> dict[str, dict[str, str]]:
     return sections
 
 
-def _alternative(fields: dict[str, str], name: str) -> str | None:
+def _alternative(
+    fields: dict[str, str], name: str, differs: Callable[[str], bool] | None = None
+) -> str | None:
     """The next field after `name` (cyclically) with the same annotation: a same-typed mix-up."""
     names = list(fields)
     if name not in fields:
         return None
     start = names.index(name)
     for other in names[start + 1 :] + names[:start]:
-        if fields[other] == fields[name]:
+        if fields[other] == fields[name] and (differs is None or differs(other)):
             return other
     return None
 
 
-def _setting_alternative(sections: dict[str, dict[str, str]], setting: str) -> str | None:
+def _setting_alternative(
+    sections: dict[str, dict[str, str]], setting: str, differs: Callable[[str], bool] | None = None
+) -> str | None:
     section, _, name = setting.rpartition(".")
-    other = _alternative(sections.get(section, {}), name)
-    return None if other is None else (f"{section}.{other}" if section else other)
+    prefix = f"{section}." if section else ""
+    other = _alternative(sections.get(section, {}), name, differs and (lambda o: differs(prefix + o)))
+    return None if other is None else prefix + other
+
+
+def _declared_defaults(config_tree: ast.Module) -> dict[str, str]:
+    """Setting -> its variable's default, as source text (a default swap between equal ones is no change)."""
+    defaults: dict[str, str] = {}
+    for node in ast.walk(config_tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "Variable" and len(node.args) > 1:
+            setting = node.args[1]
+            default = node.args[2] if len(node.args) > 2 else None
+            default = next((k.value for k in node.keywords if k.arg == "default"), default)
+            if isinstance(setting, ast.Constant) and default is not None:
+                defaults[str(setting.value)] = ast.unparse(default)
+    return defaults
 
 
 _ATTR = re.compile(r"^(?:\w+\.)*?settings\.(?:(\w+)\.)?(\w+)$|^(inc)\.(\w+)$")
@@ -173,6 +191,7 @@ def _is_skipped_statement(stmt: ast.stmt) -> bool:
 def candidates(path: str, tree: ast.Module, sections: dict[str, dict[str, str]]) -> Iterator[Mutant]:
     nodes = list(ast.walk(tree))
     parent = {child: node for node in nodes for child in ast.iter_child_nodes(node)}
+    defaults = _declared_defaults(tree) if path.endswith("config.py") else {}
 
     def function_of(node: ast.AST) -> str | None:
         while node in parent:
@@ -201,7 +220,10 @@ def candidates(path: str, tree: ast.Module, sections: dict[str, dict[str, str]])
                     yield Mutant(path, "setting-swap", index, line, other, desc)
             if name == "_default" and node.args and isinstance(node.args[0], ast.Constant):
                 setting = str(node.args[0].value)
-                other = _setting_alternative(sections, setting)
+                # only a field whose default differs: taking an equal default changes nothing
+                other = _setting_alternative(
+                    sections, setting, lambda o, s=setting: defaults.get(o) != defaults.get(s)
+                )
                 if other:
                     yield Mutant(
                         path, "default-swap", index, line, other, f"{setting} defaults to {other}'s default"
