@@ -129,6 +129,16 @@ def _prefork(pipeline: Any) -> dict[str, Any]:
     return {"stale_after_s": merger.stale_after_ns / 1e9, "series_limit": merger.series_limit}
 
 
+def _exports(pipeline: Any) -> dict[str, Any]:
+    """What the export processors counted for a few spans and log records, after a flush."""
+    tracer = trace.get_tracer("wiring.probe")
+    for n in range(3):
+        with tracer.start_as_current_span(f"export {n}", kind=SpanKind.SERVER):
+            logging.getLogger("wiring.exports").warning("record %d", n)
+    pipeline.force_flush()
+    return {"exported": pipeline.export_counts.exported(), "dropped": len(pipeline.export_counts.dropped())}
+
+
 def _forked(pipeline: Any) -> dict[str, Any]:
     """Fork like a pre-fork server and report, from the child, what evaluates there and where it keeps state."""
     import select
@@ -170,6 +180,7 @@ SCENARIOS = {
     "logs": _logs,
     "prefork": _prefork,
     "forked": _forked,
+    "exports": _exports,
 }
 
 

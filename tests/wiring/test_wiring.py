@@ -400,3 +400,12 @@ def test_a_shutdown_cut_short_leaves_nothing_that_holds_the_exit() -> None:
         hole.close()
     assert "did not finish within" in output  # the SDK's shutdown was still running when it returned
     assert out["exit_held_by"] == []
+
+
+def test_export_processors_count_what_they_export() -> None:
+    # the SDK's hook for otelpipe's export processors is present here: spans and log records go
+    # through them (counted per batch), not through the stock batch processors
+    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "console"}
+    out, _ = probe(env, "exports")
+    assert out["exports"]["exported"].get("traces", 0) >= 3, out["exports"]
+    assert out["exports"]["exported"].get("logs", 0) >= 3, out["exports"]
