@@ -185,6 +185,8 @@ SCENARIOS = {
 
 
 def main() -> None:
+    if os.environ.get("WIRING_PROBE_NO_SYSTEM_METRICS"):  # as if the optional extra were not installed
+        sys.modules["opentelemetry.instrumentation.system_metrics"] = None  # type: ignore[assignment]
     route = os.environ.get("WIRING_PROBE_ROUTE")
     if route == "opentelemetry-instrument":  # the configurator's route
         pipeline = otelpipe.pipeline.configure_from_auto_instrumentation()

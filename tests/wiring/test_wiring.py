@@ -409,3 +409,11 @@ def test_export_processors_count_what_they_export() -> None:
     out, _ = probe(env, "exports")
     assert out["exports"]["exported"].get("traces", 0) >= 3, out["exports"]
     assert out["exports"]["exported"].get("logs", 0) >= 3, out["exports"]
+
+
+def test_metric_rules_over_system_metrics_say_why_they_see_nothing_without_the_extra() -> None:
+    # the demo's rules watch system.cpu.utilization; without otelpipe[system-metrics] nothing records it
+    env = {"OTELPIPE_SLO_FILE": str(DEMO_SLO), "WIRING_PROBE_NO_SYSTEM_METRICS": "1"}
+    out, output = probe(env, "incidents")
+    assert out["incidents"]["metric_rules"] is True
+    assert "metric rules watch system.cpu.utilization" in output
