@@ -139,6 +139,13 @@ def _exports(pipeline: Any) -> dict[str, Any]:
     return {"exported": pipeline.export_counts.exported(), "dropped": len(pipeline.export_counts.dropped())}
 
 
+def _sampled(pipeline: Any) -> dict[str, Any]:
+    """Whether a new root span is sampled (exported), and whether RED still counted it."""
+    with trace.get_tracer("wiring.probe").start_as_current_span("root", kind=SpanKind.SERVER) as span:
+        sampled = span.get_span_context().trace_flags.sampled
+    return {"sampled": sampled, "red_calls": sum(s.calls for s in pipeline.red_store.snapshot().series)}
+
+
 def _forked(pipeline: Any) -> dict[str, Any]:
     """Fork like a pre-fork server and report, from the child, what evaluates there and where it keeps state."""
     import select
@@ -181,6 +188,7 @@ SCENARIOS = {
     "prefork": _prefork,
     "forked": _forked,
     "exports": _exports,
+    "sampled": _sampled,
 }
 
 
@@ -193,6 +201,10 @@ def main() -> None:
     elif route == "settings-in-code":  # an app that parses its own mapping, not os.environ
         mapping = json.loads(os.environ["WIRING_PROBE_SETTINGS"])
         pipeline = otelpipe.configure(otelpipe.Settings.from_env(mapping))
+    elif route == "sampler-in-code":  # an app that passes its own sampler, whatever OTEL_TRACES_SAMPLER says
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        pipeline = otelpipe.configure(sampler=ALWAYS_OFF)
     else:
         pipeline = otelpipe.configure()
     out = {name: SCENARIOS[name](pipeline) for name in sys.argv[1:]}

@@ -417,3 +417,8 @@ def test_metric_rules_over_system_metrics_say_why_they_see_nothing_without_the_e
     out, output = probe(env, "incidents")
     assert out["incidents"]["metric_rules"] is True
     assert "metric rules watch system.cpu.utilization" in output
+
+
+def test_a_sampler_passed_in_code_decides_sampling_and_red_still_counts() -> None:
+    out, _ = probe({"WIRING_PROBE_ROUTE": "sampler-in-code"}, "sampled")  # configure(sampler=ALWAYS_OFF)
+    assert out["sampled"] == {"sampled": False, "red_calls": 1}
