@@ -121,14 +121,15 @@ def test_threads_see_their_own_span(correlation, captured, tracer_provider):
         with tracer.start_as_current_span(name) as span:
             expected[name] = _hex(span.get_span_context())
             for _ in range(50):
-                barrier.wait() if _ == 0 else None
+                barrier.wait(30) if _ == 0 else None
                 logger.info(name)
 
     threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a logging thread is stuck"
     assert len(handler.records) == 200
     for record in handler.records:
         assert (record.trace_id, record.span_id) == expected[record.msg]

@@ -245,7 +245,8 @@ def test_four_threads_count_exactly() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a recording thread is stuck"
     snap = store.snapshot()
     assert sum(s.calls for s in snap.series) == 4 * per_thread
     assert sum(sum(s.bucket_counts) for s in snap.series) == 4 * per_thread
@@ -261,7 +262,7 @@ def test_tables_of_finished_threads_are_folded_so_memory_stays_bounded() -> None
         barrier = threading.Barrier(per_batch)
 
         def work(n: int, batch: int = batch, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()  # all alive together: distinct thread ids
+            barrier.wait(30)  # all alive together: distinct thread ids
             emit(
                 tracer,
                 attributes={"http.route": f"/b{n % 5}"},
@@ -273,7 +274,8 @@ def test_tables_of_finished_threads_are_folded_so_memory_stays_bounded() -> None
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads), "a recording thread is stuck"
     snap = store.snapshot()
     assert sum(s.calls for s in snap.series) == batches * per_batch
     assert (
