@@ -181,8 +181,9 @@ def test_prometheus_page_inhibits_the_in_process_ticket(alertmanager: str) -> No
         assert ticket["status"]["inhibitedBy"] == [found["prometheus"]["fingerprint"]]
         # A page of one SLO never silences another SLO's ticket (no rule may match on absent labels).
         _post_prometheus_alert(alertmanager, _prometheus_labels("order-processing", "ticket"))
-        time.sleep(1.0)
-        (other,) = _by_source(_alerts(alertmanager), "order-processing").values()
+        # Alertmanager computes an alert's inhibition when it is read, so once it is listed its state is final.
+        listed = _wait_state(alertmanager, lambda alerts: _by_source(alerts, "order-processing"), timeout=30)
+        (other,) = _by_source(listed, "order-processing").values()
         assert other["status"]["state"] == "active", other
     finally:
         notifier.shutdown()
