@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,8 +33,10 @@ def test_endpoint_down_then_up_delivers_once_in_order(
     notifier = WebhookNotifier(f"http://127.0.0.1:{port}/hook", options=FAST)
     notifier.submit(make_event("opened"))
     notifier.submit(make_event("resolved"))
-    while notifier.retries < 3:
+    deadline = time.monotonic() + 30
+    while notifier.retries < 3 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
+    assert notifier.retries >= 3, "the notifier stopped retrying a refused endpoint"
     server = recorder_factory(port)
     assert notifier.force_flush(10)
     notifier.shutdown()
