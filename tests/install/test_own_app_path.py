@@ -143,15 +143,24 @@ def test_own_app_path_from_the_readme_in_a_fresh_venv(tmp_path: Path) -> None:
             _wait(lambda: "traces.span.metrics.calls" in sink_out.read_text(), 30, "RED metrics")
             state = {**env, "OTELPIPE_STATE_DIR": str(app_dir / ".otelpipe-state")}
             _wait((app_dir / ".otelpipe-state" / "slo-state.sqlite").exists, 30, "saved SLO state")
-            time.sleep(6)  # one OTELPIPE_STATE_SAVE_INTERVAL after the incident opened
-            status = subprocess.run(
-                [str(venv_bin / "otelpipe"), "slo", "status"],
-                env=state,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            statuses: list[subprocess.CompletedProcess[str]] = []
+
+            def saved_status_shows_the_page() -> bool:
+                statuses.append(
+                    subprocess.run(
+                        [str(venv_bin / "otelpipe"), "slo", "status"],
+                        env=state,
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                        check=False,
+                    )
+                )
+                return "FIRING page" in statuses[-1].stdout
+
+            # The state is saved every OTELPIPE_STATE_SAVE_INTERVAL (5 s): poll until a save after the page.
+            _wait(saved_status_shows_the_page, 60, "the saved SLO state to show the page")
+            status = statuses[-1]
             incidents = subprocess.run(
                 [str(venv_bin / "otelpipe"), "incidents", "list"],
                 env=state,
