@@ -51,6 +51,9 @@ from opentelemetry.util import types
 __all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "UnsampledSpan"]
 
 _UNSET = Status(StatusCode.UNSET)
+# An UnsampledSpan keeps no status description, so one shared Status per code does.
+_STATUSES = {StatusCode.OK: Status(StatusCode.OK), StatusCode.ERROR: Status(StatusCode.ERROR)}
+_OK = _STATUSES[StatusCode.OK]
 _PLAIN = (str, int, float, bool)
 
 
@@ -87,27 +90,23 @@ class _UnsampledHooks:
     """
 
     def __init__(self, active: SpanProcessor) -> None:
-        self._active = active
-        self._source: object = None
+        self.active = active
+        self.source: object = None  # the processors tuple the lists were built from
         self.on_start: tuple[Callable[..., None], ...] = ()
         self.on_ending: tuple[Callable[[Any], None], ...] = ()
         self.on_end: tuple[Callable[[Any], None], ...] = ()
 
-    def refresh(self) -> _UnsampledHooks:
-        """Self, with the hook lists matching the active processor's current processors."""
-        active = self._active
-        if type(active) is not SynchronousMultiSpanProcessor:
-            if self._source is not active:
-                self._source = active
-                self.on_start, self.on_ending, self.on_end = (active.on_start,), (active._on_ending,), (active.on_end,)
-            return self
-        processors = active._span_processors
-        if processors is not self._source:
-            self._source = processors
+    def refresh(self) -> None:
+        """Rebuild the hook lists from the active processor's current processors (source set last)."""
+        active = self.active
+        processors = getattr(active, "_span_processors", active)
+        if type(active) is SynchronousMultiSpanProcessor:
             self.on_start, self.on_ending, self.on_end = (
                 tuple(getattr(p, hook) for p in processors if _needs_unsampled(p, hook)) for hook in _HOOKS
             )
-        return self
+        else:  # another multi processor: called as a whole, as the SDK would
+            self.on_start, self.on_ending, self.on_end = (active.on_start,), (active._on_ending,), (active.on_end,)
+        self.source = processors
 
 
 class PlainAttributes(dict[str, Any]):
@@ -187,12 +186,12 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         """The SDK's rules (OK is final, UNSET is ignored), keeping the code only."""
-        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+        if self._end_time is not None or self._status is _OK:
             return
         code = status.status_code if isinstance(status, Status) else status
-        if code is StatusCode.UNSET:
-            return
-        self._status = Status(code)
+        shared = _STATUSES.get(code)  # type: ignore[call-overload]
+        if shared is not None:  # UNSET (or anything else) is ignored
+            self._status = shared
 
     def record_exception(
         self,
@@ -251,7 +250,9 @@ class _LightTracer(trace_api.Tracer):
         span_context = span.get_span_context()
         if not span_context.is_valid:
             return span
-        hooks = self._hooks.refresh()
+        hooks = self._hooks
+        if getattr(hooks.active, "_span_processors", hooks.active) is not hooks.source:  # a processor was added
+            hooks.refresh()
         light = UnsampledSpan(
             name,
             span_context,
