@@ -180,7 +180,7 @@ def _probe_span_fields() -> None:
     from opentelemetry.attributes import BoundedAttributes
 
     span = _finished_span()
-    for name in ("_name", "_kind", "_status", "_start_time", "_end_time", "_resource", "_context"):
+    for name in ("_name", "_kind", "_status", "_start_time", "_end_time", "_resource", "_context", "_events", "_links"):
         if not hasattr(span, name):
             raise LookupError(f"Span.{name} is missing")
     if not isinstance(span._kind._value_, int) or not isinstance(span._status._status_code._value_, int):

@@ -605,12 +605,18 @@ class Redactor:
     def changed_items(self, mapping: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
         """Only the entries whose value must change: cheap to apply in place to SDK attributes."""
         changes: dict[str, Any] = {}
-        known_clean = self.known_clean
+        known_keys, known_ids, known_texts = self._key_cache, self._id_key_cache, self._text_cache
         for key, value in mapping.items():
-            # Fast path for the common case: a known non-secret key with a scalar, an id, or a short
-            # value already seen clean (the first time, redact_value fills the caches).
-            if known_clean(key, value):
-                continue
+            # Fast path for the common case, `known_clean`'s rules inline (no call per item): a known
+            # non-secret key with a scalar, an id, or a short value already seen clean (the first
+            # time, redact_value fills the caches).
+            if known_keys.get(key) is False:
+                kind = type(value)
+                if kind is str:
+                    if known_ids.get(key) is True or known_texts.get(value) == value:
+                        continue
+                elif kind in _CLEAN_SCALARS:
+                    continue
             new = self.redact_value(str(key), value, _depth)
             if new is not value and new != value:
                 changes[key] = new

@@ -68,7 +68,8 @@ class RedactingSpanProcessor(SpanProcessor):
 
     def _on_ending(self, span: Span) -> None:
         try:
-            if not span.get_span_context().trace_flags.sampled:
+            context = span._context  # a SpanContext tuple: [3] is the trace flags, bit 0 "sampled"
+            if context is None or not context[3] & 1:
                 return
             self.spans_scanned += 1
             self._redact(span)
@@ -78,19 +79,24 @@ class RedactingSpanProcessor(SpanProcessor):
                 _logger.warning("span redaction failed; later failures are counted only", exc_info=True)
 
     def _redact(self, span: Span) -> None:
+        # The SDK span's own fields, not its properties: each property is a Python call, and
+        # `events`/`links` copy their lists into tuples. The span is ending: nothing writes to it now.
         redactor = self._redactor
-        name = redactor.redact_text(span.name)
-        if name is not span.name:
+        name = redactor.redact_text(span._name)
+        if name is not span._name:
             span._name = name
         attributes = span._attributes
-        if attributes:
+        if attributes is not None:
             # The plain dict inside the SDK's BoundedAttributes: iterating the Mapping ABC costs
-            # a lock and two calls per item, and the span is ending, so nothing writes to it now.
+            # a lock and two calls per item.
             inner = getattr(attributes, "_dict", None)
-            changes = redactor.changed_items(inner if isinstance(inner, dict) else attributes)
-            if changes:
-                _write_in_place(attributes, changes)
-        for event in span.events:
+            items = inner if type(inner) is dict else attributes
+            if items:
+                changes = redactor.changed_items(items)
+                if changes:
+                    _write_in_place(attributes, changes)
+        events = span._events
+        for event in getattr(events, "_dq", events):  # the SDK's BoundedList keeps a deque
             event_name = redactor.redact_text(event.name)
             if event_name is not event.name:
                 event._name = event_name  # type: ignore[attr-defined]
@@ -99,18 +105,19 @@ class RedactingSpanProcessor(SpanProcessor):
                 changes = redactor.changed_items(event_attributes)
                 if changes:
                     _rewrite(event, changes)
-        for link in span.links:
+        links = span._links
+        for link in getattr(links, "_dq", links):
             if link.attributes:
                 changes = redactor.changed_items(link.attributes)
                 if changes:
                     _rewrite(link, changes)
-        status = span.status
+        status = span._status
         if status.description:
             description = redactor.redact_text(status.description)
             if description != status.description:
                 span._status = Status(status.status_code, description)
-        resource = span.resource
-        if resource is not self._resource:  # shared by every span: masked in place once
+        resource = span._resource
+        if resource is not self._resource:  # shared by every span: masked once, in place
             self._resource = resource
             changes = redactor.changed_items(resource.attributes)
             if changes:
