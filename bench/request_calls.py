@@ -205,6 +205,13 @@ def main() -> None:
         metavar="N",
         help="instead: count machine instructions per request over N requests under valgrind's callgrind",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --instructions: also otelpipe with this setting (repeatable, one run each)",
+    )
     parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:
@@ -212,16 +219,26 @@ def main() -> None:
         return
     extra = dict(item.split("=", 1) for item in args.env)
     if args.instructions:
+        # Stock, otelpipe defaults (with --env), then each --variant, one process each; the counts
+        # do not depend on load, so the runs need not alternate.
+        configurations: list[tuple[str, bool, dict[str, str]]] = [
+            ("stock opentelemetry-distro", False, {}),
+            ("otelpipe" + (" " + " ".join(args.env) if args.env else " defaults"), True, extra),
+        ]
+        for variant in args.variant:
+            configurations.append((f"otelpipe {variant}", True, {**extra, **dict([variant.split("=", 1)])}))
+        print(
+            f"Instructions per request on the request thread (callgrind, {args.instructions} requests "
+            f"after 200, sampling {args.sampling})"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             (workdir / "slo.yaml").write_text(SLO_SPEC)
-            base = _profile(False, args.instructions, args.sampling, workdir, {}, callgrind=True)["instructions"]
-            mine = _profile(True, args.instructions, args.sampling, workdir, extra, callgrind=True)["instructions"]
-        print(
-            f"Instructions per request on the request thread (callgrind, {args.instructions} requests, sampling "
-            f"{args.sampling}{', otelpipe with ' + ' '.join(args.env) if args.env else ''}): "
-            f"stock {base / 1e6:.3f} M, otelpipe {mine / 1e6:.3f} M, ratio {mine / base:.3f}"
-        )
+            base = 0.0
+            for label, otelpipe, env in configurations:
+                count = _profile(otelpipe, args.instructions, args.sampling, workdir, env, callgrind=True)
+                base = base or count["instructions"]
+                print(f"| {label} | {count['instructions'] / 1e6:.3f} M | {count['instructions'] / base:.3f} |", flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
