@@ -99,7 +99,7 @@ class _UnsampledHooks:
     def refresh(self) -> None:
         """Rebuild the hook lists from the active processor's current processors (source set last)."""
         active = self.active
-        processors = getattr(active, "_span_processors", active)
+        processors: Any = getattr(active, "_span_processors", active)
         if type(active) is SynchronousMultiSpanProcessor:
             self.on_start, self.on_ending, self.on_end = (
                 tuple(getattr(p, hook) for p in processors if _needs_unsampled(p, hook)) for hook in _HOOKS
