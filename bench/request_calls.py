@@ -150,7 +150,9 @@ def _profile(
     command = [instrument, sys.executable, str(Path(__file__).resolve()), "--app"]
     out_file = workdir / f"callgrind-{'otelpipe' if otelpipe else 'stock'}"
     if callgrind:
-        env.update(BENCH_CALLGRIND="1", BENCH_WARMUP="200")  # every cache warm; ~50x slower under valgrind
+        # Every cache warm after 200 requests (~50x slower under valgrind); a fixed hash seed makes
+        # dict and set layouts, and so the counts, repeat from run to run.
+        env.update(BENCH_CALLGRIND="1", BENCH_WARMUP="200", PYTHONHASHSEED="0")
         command = [
             "valgrind",
             "--tool=callgrind",
