@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX
 
 # The parent is held inside a collection (a slow observable callback, as the system-metrics
 # callbacks are for milliseconds every interval) or inside an export (a collector that accepts and
-# never answers) while its main thread forks; the child then flushes under a 5 s alarm.
+# never answers) while its main thread forks; the child then flushes under a 20 s alarm (an unblocked
+# flush takes about the 1 s export timeout; a lock inherited held blocks it forever).
 SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, threading, time
@@ -28,13 +29,13 @@ SCRIPT = textwrap.dedent(
     hold = sys.argv[1]
     otelpipe.configure()
     provider = get_meter_provider()
-    inside, calls = threading.Event(), []
+    inside, release, calls = threading.Event(), threading.Event(), []
 
     def callback(options):
         calls.append(1)
         inside.set()
         if hold == "collect":
-            time.sleep(0.5)
+            release.wait(30)  # the fork happens while this collection is held, however slow the machine
         return [Observation(1)]
 
     provider.get_meter("fork").create_observable_gauge("fork.gauge", callbacks=[callback])
@@ -45,14 +46,16 @@ SCRIPT = textwrap.dedent(
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
-        signal.alarm(5)
+        signal.alarm(20)
+        release.set()  # the child's own collection must not wait
         calls.clear()
         try:
             provider.force_flush()
         except Exception:
             pass  # the export itself fails against the silent collector; what counts is returning
         os._exit(0 if calls else 4)
-    deadline = time.monotonic() + 15
+    release.set()
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -90,7 +93,7 @@ def test_child_forked_mid_collection_or_export_collects_and_exports(hold: str) -
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=90,
         )
     finally:
         silent.close()
