@@ -422,3 +422,19 @@ def test_metric_rules_over_system_metrics_say_why_they_see_nothing_without_the_e
 def test_a_sampler_passed_in_code_decides_sampling_and_red_still_counts() -> None:
     out, _ = probe({"WIRING_PROBE_ROUTE": "sampler-in-code"}, "sampled")  # configure(sampler=ALWAYS_OFF)
     assert out["sampled"] == {"sampled": False, "red_calls": 1}
+
+
+def test_shutdown_saves_the_slo_windows_and_closes_the_state_files(tmp_path: Path) -> None:
+    from otelpipe.slo.state import read_saved
+
+    env = {
+        "OTELPIPE_SLO_FILE": str(DEMO_SLO),
+        "OTELPIPE_STATE_DIR": str(tmp_path),
+        "OTELPIPE_SLO_INTERVAL": "1h",  # no tick during the probe: only the shutdown saves
+        "OTELPIPE_STATE_SAVE_INTERVAL": "1h",
+    }
+    probe(env, "red")
+    # SQLite folds its write-ahead log into the database when the last connection closes
+    # (checked first: a read-only reader below leaves one behind)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith("-wal")) == []
+    assert read_saved(tmp_path), "the SLO windows were not saved at shutdown"
