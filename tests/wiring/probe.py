@@ -146,6 +146,15 @@ def _sampled(pipeline: Any) -> dict[str, Any]:
     return {"sampled": sampled, "red_calls": sum(s.calls for s in pipeline.red_store.snapshot().series)}
 
 
+def _metric_tick(pipeline: Any) -> dict[str, Any]:
+    """Set an app metric, run one evaluation tick, name the incidents it opened."""
+    from opentelemetry import metrics
+
+    metrics.get_meter("wiring.probe").create_up_down_counter("wiring.queue.depth").add(5)
+    events = pipeline.evaluation.tick()
+    return {"events": sorted(f"{e.kind} {e.incident.name}" for e in events)}
+
+
 def _forked(pipeline: Any) -> dict[str, Any]:
     """Fork like a pre-fork server and report, from the child, what evaluates there and where it keeps state."""
     import select
@@ -189,6 +198,7 @@ SCENARIOS = {
     "forked": _forked,
     "exports": _exports,
     "sampled": _sampled,
+    "metric_tick": _metric_tick,
 }
 
 

@@ -438,3 +438,11 @@ def test_shutdown_saves_the_slo_windows_and_closes_the_state_files(tmp_path: Pat
     # (checked first: a read-only reader below leaves one behind)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith("-wal")) == []
     assert read_saved(tmp_path), "the SLO windows were not saved at shutdown"
+
+
+def test_metric_rules_read_the_apps_metrics_on_the_tick(tmp_path: Path) -> None:
+    spec = tmp_path / "slo.yaml"
+    rule = "  - name: queue-deep\n    metric: wiring.queue.depth\n    value: {above: 3}\n"
+    spec.write_text(DEMO_SLO.read_text().replace("rules:\n", "rules:\n" + rule, 1))
+    out, _ = probe({"OTELPIPE_SLO_FILE": str(spec), "OTEL_SERVICE_NAME": "shop"}, "metric_tick")
+    assert out["metric_tick"]["events"] == ["opened queue-deep"], out["metric_tick"]
