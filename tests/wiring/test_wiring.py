@@ -446,3 +446,15 @@ def test_metric_rules_read_the_apps_metrics_on_the_tick(tmp_path: Path) -> None:
     spec.write_text(DEMO_SLO.read_text().replace("rules:\n", "rules:\n" + rule, 1))
     out, _ = probe({"OTELPIPE_SLO_FILE": str(spec), "OTEL_SERVICE_NAME": "shop"}, "metric_tick")
     assert out["metric_tick"]["events"] == ["opened queue-deep"], out["metric_tick"]
+
+
+def test_state_dir_whose_incident_database_cannot_open_keeps_both_in_memory(tmp_path: Path) -> None:
+    # the SLO state file opens, the incident database cannot (a directory in its place): neither is
+    # used half-way, both are kept in memory and start-up goes on
+    (tmp_path / "incidents.sqlite").mkdir()
+    out, output = probe(
+        {"OTELPIPE_SLO_FILE": str(DEMO_SLO), "OTELPIPE_STATE_DIR": str(tmp_path)}, "incidents"
+    )
+    assert out["incidents"]["evaluation"] is True
+    assert not out["incidents"]["persistent_windows"] and not out["incidents"]["persistent_incidents"]
+    assert "OTELPIPE_STATE_DIR" in output
