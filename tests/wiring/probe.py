@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -185,6 +186,8 @@ def _forked(pipeline: Any) -> dict[str, Any]:
     os.close(write_end)
     ready, _, _ = select.select([read_end], [], [], 60)  # deadline: a child that hangs fails the probe
     data = os.read(read_end, 65536) if ready else b"{}"
+    if not ready:
+        os.kill(pid, signal.SIGKILL)  # a hung child (we started it) must not hang the probe too
     os.waitpid(pid, 0)
     return dict(json.loads(data or b"{}"))
 
