@@ -22,7 +22,7 @@ Operators (aimed at wiring, not at value parsers, which tests/test_config.py cov
 Killed = the test selection fails (or times out); survived = it passes. Before any mutant the
 unmutated (AST round-tripped) copy must pass, so a kill is the mutant's doing.
 
-    .venv/bin/python bench/mutate_wiring.py            # all mutants (~30-40 min on 2 busy cores)
+    .venv/bin/python bench/mutate_wiring.py            # all ~300 mutants (hours on 2 busy cores)
     .venv/bin/python bench/mutate_wiring.py --list     # what would run
     .venv/bin/python bench/mutate_wiring.py --only pipeline.py:attr-swap
     .venv/bin/python bench/mutate_wiring.py --shard 1/2 & .venv/bin/python bench/mutate_wiring.py --shard 2/2
