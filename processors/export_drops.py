@@ -36,6 +36,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk._shared_internal import BatchProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from otelpipe.processors.fork_safety import hold_across_fork
+
 __all__ = [
     "DROPPED_METRIC",
     "EXPORTED_METRIC",
@@ -114,6 +116,11 @@ class CountingExporter:
         self._counts = counts
         self._signal = signal
         self._ok = (SpanExportResult.SUCCESS, LogRecordExportResult.SUCCESS)
+        # held while a batch is exported, and by a fork()ing thread (fork_safety): no export is then
+        # inside gRPC at fork(), so grpcio resets its channels for the child instead of leaving
+        # them waiting forever on the parent's call
+        self._in_flight = threading.Lock()
+        hold_across_fork(self, "_in_flight")
         try:
             self._shutdown_takes_timeout = "timeout_millis" in inspect.getfullargspec(exporter.shutdown).args
         except TypeError:  # a builtin or C callable: call it without arguments
@@ -121,7 +128,8 @@ class CountingExporter:
 
     def export(self, batch: Sequence[Any]) -> Any:
         try:
-            result = self.exporter.export(batch)
+            with self._in_flight:
+                result = self.exporter.export(batch)
         except Exception:
             self._counts.drop(self._signal, EXPORT_FAILED, len(batch))
             raise

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -99,3 +100,79 @@ def test_child_forked_mid_collection_or_export_collects_and_exports(hold: str) -
         silent.close()
     # 0: the child ran its own callbacks and returned; 3: a lock inherited held, waited on forever
     assert "child exit 0" in done.stderr, done.stderr[-2000:]
+
+
+# The parent's span export is inside a gRPC call (the collector answers after 1 s) when its main
+# thread forks. Unguarded, grpcio skips its fork handlers ("Other threads are currently calling
+# into gRPC") and the child's exporter waits forever on the parent's call; guarded, the fork waits
+# for the call to end and the child's spans arrive.
+GRPC_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import otelpipe
+    from opentelemetry import trace
+
+    otelpipe.configure()
+    provider = trace.get_tracer_provider()
+    with trace.get_tracer("fork").start_as_current_span("from-parent"):
+        pass
+    threading.Thread(target=provider.force_flush, daemon=True).start()
+    time.sleep(0.3)  # the export is now waiting for the slow collector's answer
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+        signal.alarm(20)
+        with trace.get_tracer("fork").start_as_current_span("from-child"):
+            pass
+        provider.force_flush(10_000)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status), file=sys.stderr)
+    """
+)
+
+
+def test_child_forked_mid_grpc_export_exports_over_grpc() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    names: list[str] = []
+
+    class SlowCollector(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: object, context: object) -> trace_service_pb2.ExportTraceServiceResponse:
+            assert isinstance(request, trace_service_pb2.ExportTraceServiceRequest)
+            batch = [s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+            names.extend(batch)
+            if "from-parent" in batch:
+                time.sleep(1.0)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(SlowCollector(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
+        env.update(
+            OTEL_SERVICE_NAME="fork-probe",
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", GRPC_SCRIPT],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        server.stop(0)
+    assert "child exit 0" in done.stderr, done.stderr[-2000:]
+    assert "from-child" in names, (names, done.stderr[-2000:])
