@@ -21,34 +21,21 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     import cProfile
     import logging
     import pstats
-    import sqlite3
 
-    from flask import Flask
-    from sqlalchemy import create_engine, text
+    from _item_app import fill_items, item_app
 
     db = os.environ["BENCH_DB"]
-    with sqlite3.connect(db) as connection:
-        connection.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)")
-        connection.executemany(
-            "INSERT OR IGNORE INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(100)]
-        )
-    engine = create_engine(f"sqlite:///{db}")
-    app = Flask(__name__)
-    log = logging.getLogger("bench.app")
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    fill_items(db)
     profile: cProfile.Profile | None = None
 
-    @app.get("/item/<int:item_id>")
-    def item(item_id: int) -> dict[str, object]:
-        with engine.connect() as conn:
-            name = conn.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
+    def profiled_log_line(log: logging.Logger, item_id: int) -> None:
         if profile is not None:
             profile.enable()
         log.info("item %s served", item_id)
         if profile is not None:
             profile.disable()
-        return {"id": item_id, "name": name}
 
+    app = item_app(db, profiled_log_line)
     client = app.test_client()
     for i in range(300):
         client.get(f"/item/{i % 100}")

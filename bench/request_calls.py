@@ -32,31 +32,13 @@ from request_cost import SLO_SPEC  # the same SLOs as bench/request_cost.py (ben
 def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
     import cProfile
     import gc
-    import logging
     import pstats
-    import sqlite3
 
-    from flask import Flask
-    from sqlalchemy import create_engine, text
+    from _item_app import fill_items, item_app
 
     db = os.environ["BENCH_DB"]
-    with sqlite3.connect(db) as connection:
-        connection.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)")
-        connection.executemany(
-            "INSERT OR IGNORE INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(100)]
-        )
-    engine = create_engine(f"sqlite:///{db}")
-    app = Flask(__name__)
-    log = logging.getLogger("bench.app")
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
-
-    @app.get("/item/<int:item_id>")
-    def item(item_id: int) -> dict[str, object]:
-        with engine.connect() as conn:
-            name = conn.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
-        log.info("item %s served", item_id)
-        return {"id": item_id, "name": name}
-
+    fill_items(db)
+    app = item_app(db)
     client = app.test_client()
     for i in range(int(os.environ.get("BENCH_WARMUP", "500"))):
         client.get(f"/item/{i % 100}")

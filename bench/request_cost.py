@@ -51,21 +51,11 @@ from typing import IO, Any
 def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
     import logging
 
-    from flask import Flask, abort
-    from sqlalchemy import create_engine, text
+    from _item_app import item_app
+    from flask import abort
 
-    db_path = os.environ["BENCH_DB"]
-    engine = create_engine(f"sqlite:///{db_path}")
-    app = Flask(__name__)
+    app = item_app(os.environ["BENCH_DB"])
     log = logging.getLogger("bench.app")
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
-
-    @app.get("/item/<int:item_id>")
-    def item(item_id: int) -> dict[str, Any]:
-        with engine.connect() as connection:
-            name = connection.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
-        log.info("item %s served", item_id)
-        return {"id": item_id, "name": name}
 
     @app.get("/fail")
     def fail() -> None:
@@ -251,11 +241,9 @@ def _wait_ready(process: Process) -> None:
 
 
 def _make_db(path: Path) -> None:
-    import sqlite3
+    from _item_app import fill_items
 
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
-        db.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item-{i}") for i in range(100)])
+    fill_items(str(path))
 
 
 def _red_totals(sink: Any, service: str) -> tuple[int, int]:
