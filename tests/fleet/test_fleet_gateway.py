@@ -60,9 +60,16 @@ def test_spanmetrics_connector_output_gets_an_slo_without_otelpipe_in_the_servic
     spec = tmp_path / "go.yaml"
     spec.write_text(GO_SPEC)
     prometheus_port = str(free_port())
+    # 3 s of hold-down: the 2-6 s windows of this spec move with wall time, and on a loaded machine a
+    # late tick can dip a condition for an instant; flap suppression is what keeps that one incident
     server = gateway(
         _gateway_env(
-            fleet_env, spec, webhook, OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=prometheus_port
+            fleet_env,
+            spec,
+            webhook,
+            OTEL_METRICS_EXPORTER="prometheus",
+            OTEL_EXPORTER_PROMETHEUS_PORT=prometheus_port,
+            OTELPIPE_INCIDENT_HOLD_DOWN="3s",
         )
     )
     started = time.time() - 3600  # two Collectors whose connector has run for an hour
