@@ -43,10 +43,16 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     count = int(os.environ["BENCH_REQUESTS"])
     for i in range(count):
         client.get(f"/item/{i % 100}")
-    print(f"{pstats.Stats(profile).total_calls / count:.1f}")
+    stats = pstats.Stats(profile)
+    top = int(os.environ.get("BENCH_TOP", "0"))
+    if top:
+        rows = sorted(stats.stats.items(), key=lambda item: -item[1][1])  # type: ignore[attr-defined]
+        for (path, line, name), (_, ncalls, *_rest) in rows[:top]:
+            print(f"    {ncalls / count:6.1f}  {name}  {Path(path).name}:{line}")
+    print(f"{stats.total_calls / count:.1f}")
 
 
-def _calls(otelpipe: bool, requests: int, workdir: Path) -> str:
+def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
         OTEL_SERVICE_NAME="log-path-calls",
@@ -60,6 +66,7 @@ def _calls(otelpipe: bool, requests: int, workdir: Path) -> str:
         OTELPIPE_STATE_DIR=str(workdir / "state"),
         BENCH_DB=str(workdir / "items.db"),
         BENCH_REQUESTS=str(requests),
+        BENCH_TOP=str(top),
     )
     if otelpipe:
         env.update(OTEL_PYTHON_DISTRO="otelpipe", OTEL_PYTHON_CONFIGURATOR="otelpipe")
@@ -75,12 +82,14 @@ def _calls(otelpipe: bool, requests: int, workdir: Path) -> str:
         timeout=600,
         check=True,
     )
-    return out.stdout.strip().splitlines()[-1]
+    lines = out.stdout.strip().splitlines()
+    return "\n".join(lines[-top - 1 :]) if top else lines[-1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--top", type=int, default=0, help="also list the N most-called functions")
     parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:
@@ -89,8 +98,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         print("Python calls per log record (one log.info inside a Flask request, 1 % sampling)")
-        print(f"  stock opentelemetry-distro  {_calls(False, args.requests, workdir)}")
-        print(f"  otelpipe defaults           {_calls(True, args.requests, workdir)}")
+        print(f"  stock opentelemetry-distro  {_calls(False, args.requests, workdir, args.top)}")
+        print(f"  otelpipe defaults           {_calls(True, args.requests, workdir, args.top)}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otelpipe.diagnostics import logger
+from otelpipe.processors.request_id import SPAN_ATTRIBUTE as REQUEST_ID_ATTRIBUTE
 
 _log = logger("logs")
 _MARK = "_otelpipe_decorated"
@@ -34,8 +35,9 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
     value (about 0.8 us apiece), and otelpipe's log processor then deletes the dozen correlation
     copies again: OTLP carries trace/span ids, flags and the resource natively. Leaving them out
     of the bridge's view skips both. The app's record itself is never changed (other handlers and
-    formatters still see every field); ``request_id`` stays, the processor exports it as
-    ``request.id``. A bridge with a formatter of its own gets the full record.
+    formatters still see every field); ``request_id`` is handed over under its exported name
+    ``request.id``, so the processor need not rename it on the SDK record (a locked, cleaned
+    attribute write). A bridge with a formatter of its own gets the full record.
     """
     original = handler.emit
     new_record = object.__new__
@@ -47,6 +49,9 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
                 fields = record.__dict__.copy()
                 for key in copies.intersection(fields):
                     del fields[key]
+                request_id = fields.pop("request_id", None)
+                if request_id and REQUEST_ID_ATTRIBUTE not in fields:
+                    fields[REQUEST_ID_ATTRIBUTE] = request_id
                 light = new_record(type(record))
                 light.__dict__ = fields
             except Exception:  # an odd record class: the bridge gets the record as it is

@@ -15,7 +15,16 @@ from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanContext, get_current_span
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    TraceFlags,
+    get_current_span,
+    set_span_in_context,
+)
 
 from otelpipe.processors.request_id import _REQUEST_ID, get_request_id
 
@@ -42,6 +51,17 @@ CORRELATION_FIELDS: frozenset[str] = frozenset(
         "otelTraceSampled",
         "otelServiceName",
     }
+)
+
+# What the factory stamps from sources otelpipe controls, all but ``request_id`` (client-supplied).
+STAMPED_FIELDS: frozenset[str] = CORRELATION_FIELDS - {"request_id"}
+# The stamped fields whose values come from configuration (the resource), not from the span.
+SERVICE_FIELDS: tuple[str, ...] = (
+    "service.name",
+    "service_name",
+    "service.version",
+    "deployment.environment",
+    "otelServiceName",
 )
 
 _Fields = dict[str, Any]
@@ -74,8 +94,8 @@ def _span_fields(static: _Fields, span_context: SpanContext | None) -> _Fields:
 
 
 def _ids_fields(static: _Fields, trace_id: int, span_id: int, sampled: bool) -> _Fields:
-    trace_hex = format(trace_id, "032x")
-    span_hex = format(span_id, "016x")
+    trace_hex = f"{trace_id:032x}"  # an f-string formats inline: no builtin call
+    span_hex = f"{span_id:016x}"
     return {
         **static,
         "trace_id": trace_hex,
@@ -85,6 +105,49 @@ def _ids_fields(static: _Fields, trace_id: int, span_id: int, sampled: bool) -> 
         "otelSpanID": span_hex,
         "otelTraceSampled": sampled,
     }
+
+
+_SAMPLED = int(TraceFlags.SAMPLED)
+
+
+def _span_key() -> str | None:
+    """The context key the current span lives under, learnt through the public API.
+
+    ``get_current_span(ctx)`` is two Python calls per record around one ``ctx.get``; the key itself
+    is private (``opentelemetry.trace.propagation._SPAN_KEY``), so it is read off a context that
+    ``set_span_in_context`` built. None (the public call is used) if that context is not the
+    one-key mapping it is today.
+    """
+    keys = list(set_span_in_context(INVALID_SPAN, Context()))
+    if len(keys) != 1 or not isinstance(keys[0], str):
+        return None
+    span = NonRecordingSpan(SpanContext(1, 1, False))
+    return keys[0] if get_current_span(Context({keys[0]: span})) is span else None
+
+
+def _span_context_unpacks() -> bool:
+    """Whether a SpanContext unpacks as (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+
+    It is a tuple subclass whose properties index into it; unpacking it costs no Python call where
+    the five property reads cost five. Checked on a real one at import, else the properties are used.
+    """
+    try:
+        probe = SpanContext(0x1234, 0x56, False, TraceFlags(TraceFlags.SAMPLED))
+        trace_id, span_id, is_remote, flags, trace_state, valid = probe  # type: ignore[misc]
+    except Exception:
+        return False
+    return (trace_id, span_id, is_remote, flags, trace_state, valid) == (
+        probe.trace_id,
+        probe.span_id,
+        probe.is_remote,
+        probe.trace_flags,
+        probe.trace_state,
+        probe.is_valid,
+    ) and valid is True
+
+
+_SPAN_KEY = _span_key()
+_UNPACK_SPAN_CONTEXT = _span_context_unpacks()
 
 
 class _Correlator:
@@ -102,18 +165,27 @@ class _Correlator:
         self.last: tuple[object, _Fields] = (object(), self._outside)
 
     def fields_for(self, ctx: Context) -> _Fields:
-        span_context = get_current_span(ctx).get_span_context()
-        if not span_context.is_valid:
+        # A new request's span misses every cache, so this runs about once per request: no Python
+        # call beyond the span's own `get_span_context` where the layouts checked at import allow.
+        span: Span | None = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else get_current_span(ctx)  # type: ignore[assignment]
+        try:
+            span_context = span.get_span_context()  # type: ignore[union-attr]
+        except AttributeError:  # no span (None), or not a span: what get_current_span calls invalid
+            span_context = INVALID_SPAN_CONTEXT
+        if _UNPACK_SPAN_CONTEXT and type(span_context) is SpanContext:
+            trace_id, span_id, _, flags, _, valid = span_context
+            sampled = bool(flags & _SAMPLED)
+        else:
+            trace_id, span_id, valid = span_context.trace_id, span_context.span_id, span_context.is_valid
+            sampled = span_context.trace_flags.sampled
+        if not valid:
             fields = self._outside
         else:
-            # Each SpanContext property is a Python call: read each once.
-            span_id = span_context.span_id
-            trace_id = span_context.trace_id
             cached = self._by_span.get(span_id)
             if cached is not None and cached[0] == trace_id:
                 fields = cached[1]
             else:
-                fields = _ids_fields(self._static, trace_id, span_id, span_context.trace_flags.sampled)
+                fields = _ids_fields(self._static, trace_id, span_id, sampled)
                 if len(self._by_span) >= _SPAN_CACHE_LIMIT:
                     self._by_span.clear()
                 self._by_span[span_id] = (trace_id, fields)

@@ -15,7 +15,9 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
 from otelpipe.processors.log_correlation import CORRELATION_FIELDS
 from otelpipe.processors.redaction import Redactor
-from otelpipe.processors.request_id import SPAN_ATTRIBUTE, get_request_id
+from otelpipe.processors.request_id import _REQUEST_ID, SPAN_ATTRIBUTE
+
+_current_request_id = _REQUEST_ID.get
 
 _logger = logging.getLogger("otelpipe.logs")
 
@@ -56,6 +58,12 @@ def _encodable(value: Any, depth: int) -> Any:
     if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
         return str(value)  # OTLP ints are 64-bit
     return value
+
+
+def _fits(attributes: BoundedAttributes, count: int, length: int) -> bool:
+    """Whether one more string attribute of ``length`` characters stays within the bounds."""
+    maxlen, max_value_len = attributes.maxlen, attributes.max_value_len
+    return (maxlen is None or count < maxlen) and (max_value_len is None or length <= max_value_len)
 
 
 class CorrelatingLogRecordProcessor(LogRecordProcessor):
@@ -105,12 +113,23 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
             view = attributes
         else:  # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone
             return
-        request_id = view.get("request_id") or get_request_id()
+        request_id = view.get("request_id")  # read before the copies are dropped
         if self._drop:
             for key in _DROPPED.intersection(view):
                 del view[key]
-        if request_id and SPAN_ATTRIBUTE not in view:
-            attributes[SPAN_ATTRIBUTE] = request_id
+        if SPAN_ATTRIBUTE not in view:  # otelpipe's bridge view (log_output) may already name it so
+            request_id = request_id or _current_request_id()
+            if request_id:
+                if (
+                    view is inner
+                    and type(request_id) is str
+                    and _fits(attributes, len(view), len(request_id))  # type: ignore[arg-type]
+                ):
+                    # Exactly what BoundedAttributes would store (a str within its bounds is kept as
+                    # is), without its lock and value cleaning.
+                    view[SPAN_ATTRIBUTE] = request_id
+                else:
+                    attributes[SPAN_ATTRIBUTE] = request_id
         for key, value in self._static.items():
             if key not in view:
                 attributes[key] = value

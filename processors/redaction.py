@@ -16,6 +16,8 @@ from typing import Any
 
 import regex
 
+from otelpipe.processors import log_correlation
+
 _logger = logging.getLogger("otelpipe.logs")
 
 DEFAULT_REPLACEMENT = "[REDACTED]"
@@ -656,6 +658,10 @@ class LabelRedactor:
 _STANDARD_RECORD_ATTRS: frozenset[str] = frozenset(
     vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))
 ) | {"message", "asctime", "taskName", "otelpipe_exception_message"}
+# The same plus the correlation fields otelpipe's record factory stamps from trusted sources (ids it
+# formats itself, the sampled flag, service identity from the resource); ``request_id`` is not among
+# them: it may come from a client header.
+_STANDARD_AND_STAMPED: frozenset[str] = _STANDARD_RECORD_ATTRS | log_correlation.STAMPED_FIELDS
 _SCALARS = (int, float, bool, type(None))
 # Where `RedactingFilter` leaves the masked ``str(exception)``: the exception object itself is the
 # app's and stays untouched, so formatters (JsonFormatter) read the message from here.
@@ -681,6 +687,10 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self._redactor = redactor
         self._failures = 0
+        # Skipping the stamped fields is exact only while the policy leaves them alone: no key of
+        # theirs is a secret key, and their service values are clean (checked on first sight).
+        self._skip_stamped = not any(redactor.is_secret_key(key) for key in log_correlation.STAMPED_FIELDS)
+        self._clean_service: dict[str, Any] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -691,13 +701,45 @@ class RedactingFilter(logging.Filter):
                 _logger.warning("log redaction failed for a record; later failures are counted only")
         return True
 
+    def _stamped_clean(self, attrs: dict[str, Any]) -> bool:
+        """Whether ``attrs`` carries exactly the fields the correlation factory stamped last, known clean.
+
+        Two C-level subset tests, no Python call: the record's stamped fields equal the factory's
+        latest field set (built by otelpipe: hex ids and a bool, which the policy never masks), whose
+        service values were checked once. Anything else (another thread's span in between, a field
+        the app overwrote, a new service name) answers False and the fields are scanned as extras.
+        """
+        active = log_correlation._ACTIVE
+        if active is None or not self._skip_stamped:
+            return False
+        stamped = active._correlator.last[1]
+        clean = self._clean_service
+        if not (clean and clean.items() <= stamped.items()) and not self._check_service(stamped):
+            return False
+        return stamped.items() <= attrs.items()
+
+    def _check_service(self, stamped: Mapping[str, Any]) -> bool:
+        service = {key: stamped.get(key) for key in log_correlation.SERVICE_FIELDS}
+        redactor = self._redactor
+        for key, value in service.items():
+            if not isinstance(value, str) or redactor.redact_value(key, value) is not value:
+                return False
+        self._clean_service = service
+        return True
+
     def _redact_record(self, record: logging.LogRecord) -> None:
         redactor = self._redactor
         args = record.args
-        if isinstance(args, Mapping):
+        if type(args) is tuple:
+            for arg in args:
+                # Plain numbers and None print as themselves: only other args go through the redactor.
+                if type(arg) not in _CLEAN_SCALARS:
+                    record.args = tuple([self._redact_arg(item) for item in args])
+                    break
+        elif isinstance(args, Mapping):
             record.args = redactor.redact_mapping(args)
         elif isinstance(args, tuple) and args:
-            record.args = tuple(self._redact_arg(arg) for arg in args)
+            record.args = tuple([self._redact_arg(item) for item in args])
         if args:
             # Then redact the formatted message, not the template: `password=%s` alone would mask
             # the placeholder, leave the secret in args and break formatting (losing the line).
@@ -719,7 +761,8 @@ class RedactingFilter(logging.Filter):
         # (`Redactor.known_clean`'s rules): a record's dozen known-clean extras then cost a few
         # dict lookups each, not a call and a scan.
         known_keys, known_ids, known_texts = redactor._key_cache, redactor._id_key_cache, redactor._text_cache
-        for key in attrs.keys() - _STANDARD_RECORD_ATTRS:
+        standard = _STANDARD_AND_STAMPED if self._stamped_clean(attrs) else _STANDARD_RECORD_ATTRS
+        for key in attrs.keys() - standard:
             value = attrs[key]
             if known_keys.get(key) is False:
                 kind = type(value)

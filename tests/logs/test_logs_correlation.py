@@ -173,3 +173,24 @@ def test_current_log_fields(correlation, tracer_provider):
         fields = current_log_fields()
     assert fields["trace_id"] == _hex(span.get_span_context())[0]
     assert fields["service.name"] == "shop"
+
+
+def test_public_api_fallback_gives_the_same_fields(correlation, captured, tracer_provider, monkeypatch):
+    """The import-time checks pick the fast reads; with both off, the public API gives the same fields."""
+    from otelpipe.processors import log_correlation
+
+    assert log_correlation._SPAN_KEY is not None and log_correlation._UNPACK_SPAN_CONTEXT
+    logger, handler = captured
+    tracer = tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("fast"):
+        logger.info("fast")
+    monkeypatch.setattr(log_correlation, "_SPAN_KEY", None)
+    monkeypatch.setattr(log_correlation, "_UNPACK_SPAN_CONTEXT", False)
+    with tracer.start_as_current_span("public") as span:
+        logger.info("public")
+    logger.info("outside")
+    fast, public, outside = handler.records
+    assert (public.trace_id, public.span_id) == _hex(span.get_span_context())
+    assert fast.trace_sampled is public.trace_sampled is True
+    assert len(fast.trace_id) == 32 and fast.span_id != public.span_id
+    assert (outside.trace_id, outside.trace_sampled) == ("0" * 32, False)

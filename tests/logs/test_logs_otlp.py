@@ -82,10 +82,43 @@ def test_log_output_hands_the_bridge_no_correlation_copies_and_leaves_the_record
     assert "emit" not in bridge.__dict__ and "addHandler" not in root.__dict__  # undo restored both
     (exported,) = exporter.get_finished_logs()
     attrs = dict(exported.log_record.attributes)
-    assert attrs["order"] == 5 and attrs["request_id"] == "rid-7"
+    # request_id reaches the bridge under its exported name, so the processor has nothing to rename.
+    assert attrs["order"] == 5 and attrs["request.id"] == "rid-7" and "request_id" not in attrs
     for copy in ("trace_id", "span_id", "otelTraceID", "service.name", "otelServiceName", "trace_sampled"):
         assert copy not in attrs
     assert exported.log_record.trace_id != 0
     (record,) = after.records
     assert record.trace_id == format(exported.log_record.trace_id, "032x")
     assert record.service_name == "shop" and record.request_id == "rid-7"
+
+
+def test_request_id_respects_the_attribute_limits(correlation):
+    """request.id written straight into the SDK's dict only where BoundedAttributes would keep it as is."""
+    import inspect
+
+    import pytest
+
+    limits_type = getattr(__import__("opentelemetry.sdk._logs", fromlist=["x"]), "LogRecordLimits", None)
+    if limits_type is None or "log_record_limits" not in inspect.signature(LoggerProvider).parameters:
+        pytest.skip("this SDK's LoggerProvider takes no log_record_limits")
+    exported = {}
+    for name, limits in (
+        ("roomy", limits_type()),
+        ("full", limits_type(max_attributes=1)),
+        ("short", limits_type(max_attribute_length=3)),
+    ):
+        provider = LoggerProvider(log_record_limits=limits)
+        exporter = InMemoryLogRecordExporter()
+        provider.add_log_record_processor(CorrelatingLogRecordProcessor(Redactor()))
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        token = set_request_id("rid-12345")
+        try:
+            provider.get_logger("x").emit(body="b", attributes={"order": 5})
+        finally:
+            reset_request_id(token)
+        (log,) = exporter.get_finished_logs()
+        exported[name] = dict(log.log_record.attributes)
+    assert exported["roomy"] == {"order": 5, "request.id": "rid-12345"}
+    assert exported["full"] == {"request.id": "rid-12345"}  # the oldest dropped, as the SDK does
+    assert exported["short"] == {"order": 5, "request.id": "rid"}
+

@@ -9,7 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from otelpipe.processors.json_formatter import JsonFormatter
-from otelpipe.processors.redaction import RedactingFilter, Redactor, luhn_valid
+from otelpipe.processors.log_correlation import install_log_correlation
+from otelpipe.processors.redaction import DEFAULT_SECRET_KEYS, RedactingFilter, Redactor, luhn_valid
 
 R = Redactor()
 _TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
@@ -156,3 +157,61 @@ def test_hint_gate_covers_every_hint_and_still_masks_each_kind():
     ):
         assert "[REDACTED]" in redactor.redact_text(text), text
     assert redactor.redact_text("order 12345 paid") == "order 12345 paid"
+
+
+def test_filter_skips_only_the_correlation_fields_the_factory_stamped(correlation, captured, tracer_provider):
+    """Stamped ids, flag and service fields are not re-scanned; anything the app changed still is."""
+    logger, handler = captured
+    redactor = Redactor()
+    handler.addFilter(RedactingFilter(redactor))
+    with tracer_provider.get_tracer("t").start_as_current_span("s"):
+        logger.info("item %s served", 7)
+        scanned = redactor.texts_scanned
+        logger.info("item %s served", 8)  # message only: no stamped field, no int arg is scanned
+        assert redactor.texts_scanned - scanned == 1
+
+        class Overwrite(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                record.otelServiceName = "shop password=hunter22"
+                record.trace_id = {"token": "t-1"}
+                return True
+
+        handler.filters.insert(0, Overwrite())
+        logger.info("changed")
+    record = handler.records[-1]
+    assert record.otelServiceName == "shop password=[REDACTED]"
+    assert record.trace_id == {"token": "[REDACTED]"}
+    assert handler.records[0].service_name == "shop" and handler.records[0].trace_sampled is True
+
+
+def test_filter_masks_a_secret_in_the_configured_service_name(captured):
+    handle = install_log_correlation("svc token=s3cr3t-value")
+    try:
+        logger, handler = captured
+        handler.addFilter(RedactingFilter(Redactor()))
+        logger.info("one")
+        logger.info("two")
+    finally:
+        handle.uninstall()
+    for record in handler.records:
+        assert record.service_name == "svc token=[REDACTED]"
+        assert getattr(record, "service.name") == "svc token=[REDACTED]"
+
+
+def test_filter_masks_stamped_fields_when_their_key_is_a_configured_secret(correlation, captured):
+    logger, handler = captured
+    handler.addFilter(RedactingFilter(Redactor(DEFAULT_SECRET_KEYS | {"service_name"})))
+    logger.info("x")
+    assert handler.records[0].service_name == "[REDACTED]"
+    assert getattr(handler.records[0], "service.name") == "shop"
+
+
+def test_filter_plain_number_args_and_other_args(captured):
+    logger, handler = captured
+    handler.addFilter(RedactingFilter(Redactor()))
+    logger.info("n=%s f=%s none=%s flag=%s", 4111111111111111, 1.5, None, True)
+    logger.info("n=%s token %s", 3, "Bearer abcdefghijklmnop")
+    first, second = handler.records
+    # Number args skip the per-arg pass, but the formatted message is still scanned as a whole.
+    assert first.getMessage() == "n=[REDACTED] f=1.5 none=None flag=True"
+    assert second.getMessage() == "n=3 token Bearer [REDACTED]"
