@@ -2,8 +2,10 @@
 
 `_initialize_components` always builds a stock `TracerProvider` and registers it globally (once
 per process), so the only way to give instrumentations tracers that start `UnsampledSpan`s is to
-run its steps here with `LightUnsampledTracerProvider` in place of the stock provider. Every
-other step is the SDK's own helper, called in the SDK's order with the SDK's defaults (resource,
+run its steps here with `LightUnsampledTracerProvider` in place of the stock provider, and the
+SDK's `_init_metrics` (a few lines) with `TappingMeterProvider`, whose HTTP server instruments let
+dropped server spans stay non-recording (otelpipe.processors.server_metrics_tap). Every other
+step is the SDK's own helper, called in the SDK's order with the SDK's defaults (resource,
 OpAMP hooks, exporters from `OTEL_*_EXPORTER`, sampler, id generator, configurators, metrics and
 logs), so every `OTEL_*` variable keeps its meaning. Mirrors opentelemetry-sdk 1.45.1; the pinned
 set in constraints.txt is bumped as one, and tests/e2e runs this path under
@@ -16,12 +18,15 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.metrics import set_meter_provider
 from opentelemetry.sdk import _configuration as sdk_configuration
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import set_tracer_provider
 
+from otelpipe.processors.server_metrics_tap import TappingMeterProvider
 from otelpipe.processors.unsampled import LightUnsampledTracerProvider
 
 __all__ = ["INITIALIZE_PARAMETERS", "SDK_HELPERS", "initialize_components"]
@@ -42,7 +47,6 @@ SDK_HELPERS = (
     "_get_meter_configurator",
     "_import_logger_configurator",
     "_get_logger_configurator",
-    "_init_metrics",
     "_init_logging",
     "_OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
 )
@@ -133,12 +137,20 @@ def _initialize_light(  # _initialize_components' own parameters
     for exporter_class in span_exporters.values():
         provider.add_span_processor(export_processor(exporter_class(**args_map.get(exporter_class, {}))))
 
-    sdk._init_metrics(
-        exporters_or_readers=metric_exporters,
-        resource=resource,
-        exporter_args_map=exporter_args_map,
-        meter_configurator=meter_configurator,
+    # The SDK's _init_metrics, with a MeterProvider whose HTTP server instruments tell the tracer
+    # provider about each request: dropped server spans of those instrumentations need not record.
+    metric_readers = []
+    for reader_or_exporter in metric_exporters.values():
+        reader_args = args_map.get(reader_or_exporter, {})
+        if issubclass(reader_or_exporter, MetricReader):
+            metric_readers.append(reader_or_exporter(**reader_args))
+        else:
+            metric_readers.append(PeriodicExportingMetricReader(reader_or_exporter(**reader_args)))
+    meter_provider = TappingMeterProvider(
+        resource=resource, metric_readers=metric_readers, _meter_configurator=meter_configurator
     )
+    set_meter_provider(meter_provider)
+    provider.server_tap = meter_provider.tap
     if setup_logging_handler is None:
         variable = sdk._OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED
         setup_logging_handler = os.getenv(variable, "false").strip().lower() == "true"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -47,6 +47,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
+
+if TYPE_CHECKING:
+    from otelpipe.processors.server_metrics_tap import ServerMetricsTap
 
 __all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "UnsampledSpan"]
 
@@ -225,10 +228,15 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
 class _LightTracer(trace_api.Tracer):
     """Starts spans through an SDK tracer; a span its sampler drops becomes an `UnsampledSpan`."""
 
-    def __init__(self, tracer: Tracer, keep: frozenset[str], hooks: _UnsampledHooks) -> None:
+    def __init__(
+        self, tracer: Tracer, keep: frozenset[str], hooks: _UnsampledHooks, owner: LightUnsampledTracerProvider
+    ) -> None:
         self._tracer = tracer
         self._keep = keep
         self._hooks = hooks
+        self._owner = owner  # its server_tap is set once metrics are initialised
+        scope = tracer._instrumentation_scope
+        self._scope_name = scope.name if scope is not None else ""
 
     def start_span(  # the Tracer interface
         self,
@@ -253,6 +261,25 @@ class _LightTracer(trace_api.Tracer):
         hooks = self._hooks
         if getattr(hooks.active, "_span_processors", hooks.active) is not hooks.source:  # a processor was added
             hooks.refresh()
+        tap = self._owner.server_tap
+        if kind is SpanKind.SERVER and tap is not None and self._scope_name in tap.ready:
+            quiet = tap.start(
+                tap.span_class(
+                    name,
+                    span_context,
+                    kind,
+                    tracer.resource,
+                    tracer._instrumentation_scope,
+                    self._keep,
+                    hooks,
+                    start_time,
+                    set_status_on_exception,
+                ),
+                attributes,
+            )
+            for on_start in hooks.on_start:
+                on_start(quiet, parent_context=context)
+            return quiet
         light = UnsampledSpan(
             name,
             span_context,
@@ -304,6 +331,9 @@ class LightUnsampledTracerProvider(TracerProvider):
         self.keep = keep
         self._light: dict[int, _LightTracer] = {}
         self._unsampled_hooks = _UnsampledHooks(self._active_span_processor)
+        # Set by sdk_components when the MeterProvider taps HTTP server measurements
+        # (otelpipe.processors.server_metrics_tap): dropped server spans of its scopes become quiet.
+        self.server_tap: ServerMetricsTap | None = None
 
     def get_tracer(
         self,
@@ -318,5 +348,5 @@ class LightUnsampledTracerProvider(TracerProvider):
         with self._tracers_lock:
             light = self._light.get(id(tracer))
             if light is None or light._tracer is not tracer:
-                light = self._light[id(tracer)] = _LightTracer(tracer, self.keep, self._unsampled_hooks)
+                light = self._light[id(tracer)] = _LightTracer(tracer, self.keep, self._unsampled_hooks, self)
         return light
