@@ -35,14 +35,23 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
     value (about 0.8 us apiece), and otelpipe's log processor then deletes the dozen correlation
     copies again: OTLP carries trace/span ids, flags and the resource natively. Leaving them out
     of the bridge's view skips both. The app's record itself is never changed (other handlers and
-    formatters still see every field); ``request_id`` is handed over under its exported name
-    ``request.id``, so the processor need not rename it on the SDK record (a locked, cleaned
-    attribute write). A bridge with a formatter of its own gets the full record.
+    formatters still see every field). ``request_id`` goes under its exported name ``request.id``
+    until otelpipe's log processor is seen to run behind this bridge; from then on it is left out
+    whenever it is the current context's (it is, unless a QueueListener thread hands the record
+    over) and the processor adds it from the context with one plain dict write: as a bridge
+    attribute it would cost the SDK's cleaning of the whole attribute map, on a record that
+    carries no other attribute. A bridge with a formatter of its own gets the full record.
     """
+    from otelpipe.processors.otlp_logs import SEEN
+    from otelpipe.processors.request_id import _REQUEST_ID
+
     original = handler.emit
     new_record = object.__new__
+    current_request_id = _REQUEST_ID.get
+    processor_seen = False
 
     def emit(record: logging.LogRecord) -> None:
+        nonlocal processor_seen
         light = record
         if handler.formatter is None and "trace_id" in record.__dict__:
             try:
@@ -50,13 +59,22 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
                 for key in copies.intersection(fields):
                     del fields[key]
                 request_id = fields.pop("request_id", None)
-                if request_id and REQUEST_ID_ATTRIBUTE not in fields:
+                if (
+                    request_id
+                    and REQUEST_ID_ATTRIBUTE not in fields
+                    and not (processor_seen and request_id is current_request_id())
+                ):
                     fields[REQUEST_ID_ATTRIBUTE] = request_id
                 light = new_record(type(record))
                 light.__dict__ = fields
             except Exception:  # an odd record class: the bridge gets the record as it is
                 light = record
+        if processor_seen:
+            original(light)
+            return
+        SEEN.record = False
         original(light)
+        processor_seen = getattr(SEEN, "record", False)
 
     handler.emit = emit  # type: ignore[method-assign]
     setattr(handler, _LIGHT_MARK, original)

@@ -7,6 +7,7 @@ Add it to the ``LoggerProvider`` before the batch export processor: processors s
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -18,6 +19,10 @@ from otelpipe.processors.redaction import Redactor
 from otelpipe.processors.request_id import _REQUEST_ID, SPAN_ATTRIBUTE
 
 _current_request_id = _REQUEST_ID.get
+# Marked on every record this processor sees, per thread: otelpipe's bridge view (log_output)
+# learns from it that the provider behind a bridge runs this processor, which adds ``request.id``
+# from the context, so the bridge need not carry it as an attribute.
+SEEN = threading.local()
 
 _logger = logging.getLogger("otelpipe.logs")
 
@@ -86,6 +91,7 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
         self._resource: Any = None
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        SEEN.record = True
         try:
             self._process(log_record)
         except Exception:  # a log line must still go out; count and report once

@@ -153,6 +153,12 @@ CUSTOM_PATTERN_TIMEOUT_S = 0.02
 # as anything).
 _CLEAN_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
 _DIGIT_GROUP = re.compile(r"[0-9]+")
+# 32 lower-case hex digits: request ids otelpipe generates (and most proxies send), uuid4().hex. No
+# default pattern can match one: each needs a character outside [0-9a-f] (":", "=", "_", "-", a
+# space, an upper-case or a later letter), and a 13-19-digit run inside it touches a letter or is
+# the whole 32 digits, so it is never a card. Such a value skips the scan under the default
+# patterns (tests/logs/test_logs_redaction.py checks the claim on generated ids).
+_HEX_ID = re.compile(r"[0-9a-f]{32}").fullmatch
 # A 13-19-digit group, or a stretch of 3-6-digit groups joined by one space or dash, optionally
 # ended by a 1-2-digit group. Every group is checked whole by a lookahead, so nothing backtracks.
 _CARD_SEGMENT = re.compile(
@@ -390,6 +396,8 @@ class Redactor:
         self._hinted = tuple((pattern, _HINTS.get(pattern)) for pattern in self._patterns)
         self._gated = _GATE_COVERS_HINTS and all(hints is not None for _, hints in self._hinted)
         self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
+        # Only the default patterns are known to leave a 32-hex-digit id alone (`_HEX_ID`).
+        self.hex_ids_clean = not self._custom and all(p in DEFAULT_PATTERNS for p in self._patterns)
         self._key_cache: dict[str, bool] = {}
         self._id_key_cache: dict[str, bool] = {}
         self._text_cache: dict[str, str] = {}
@@ -432,7 +440,11 @@ class Redactor:
             return False
         kind = type(value)
         if kind is str:
-            return self._id_key_cache.get(key) is True or self._text_cache.get(value) == value  # type: ignore[call-overload]
+            return (
+                self._id_key_cache.get(key) is True  # type: ignore[call-overload]
+                or self._text_cache.get(value) == value  # type: ignore[call-overload]
+                or (self.hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None)  # type: ignore[arg-type,call-overload]
+            )
         return kind in _CLEAN_SCALARS
 
     def _key_value_spans(self, text: str) -> list[tuple[int, int]]:
@@ -608,6 +620,7 @@ class Redactor:
         """Only the entries whose value must change: cheap to apply in place to SDK attributes."""
         changes: dict[str, Any] = {}
         known_keys, known_ids, known_texts = self._key_cache, self._id_key_cache, self._text_cache
+        hex_ids_clean = self.hex_ids_clean
         for key, value in mapping.items():
             # Fast path for the common case, `known_clean`'s rules inline (no call per item): a known
             # non-secret key with a scalar, an id, or a short value already seen clean (the first
@@ -616,6 +629,8 @@ class Redactor:
                 kind = type(value)
                 if kind is str:
                     if known_ids.get(key) is True or known_texts.get(value) == value:
+                        continue
+                    if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
                         continue
                 elif kind in _CLEAN_SCALARS:
                     continue
@@ -761,6 +776,7 @@ class RedactingFilter(logging.Filter):
         # (`Redactor.known_clean`'s rules): a record's dozen known-clean extras then cost a few
         # dict lookups each, not a call and a scan.
         known_keys, known_ids, known_texts = redactor._key_cache, redactor._id_key_cache, redactor._text_cache
+        hex_ids_clean = redactor.hex_ids_clean
         standard = _STANDARD_AND_STAMPED if self._stamped_clean(attrs) else _STANDARD_RECORD_ATTRS
         for key in attrs.keys() - standard:
             value = attrs[key]
@@ -769,6 +785,8 @@ class RedactingFilter(logging.Filter):
                 if kind is str:
                     if known_ids.get(key) is True or known_texts.get(value) == value:
                         continue
+                    if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
+                        continue  # a request id: unique per request, never in the text cache
                 elif kind in _CLEAN_SCALARS:
                     continue
             if redactor.is_secret_key(key) or isinstance(value, (str, bytes, Mapping, list, tuple)):

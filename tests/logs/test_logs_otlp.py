@@ -122,3 +122,60 @@ def test_request_id_respects_the_attribute_limits(correlation):
     assert exported["full"] == {"request.id": "rid-12345"}  # the oldest dropped, as the SDK does
     assert exported["short"] == {"order": 5, "request.id": "rid"}
 
+
+
+def test_bridge_leaves_request_id_to_the_processor_once_seen_and_keeps_a_handed_over_one(
+    correlation, tracer_provider
+):
+    """Every exported record carries its own request.id: from the bridge until otelpipe's processor is
+    seen behind it, then from the context; a record emitted in another context keeps its own."""
+    import threading
+
+    from otelpipe.log_output import configure_log_output
+
+    provider = LoggerProvider()
+    exporter = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(CorrelatingLogRecordProcessor(Redactor()))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    bridge = LoggingHandler(logger_provider=provider)
+    handed: list[tuple[str, str | None]] = []  # (message, request.id) as the bridge saw them
+    translate = bridge._translate
+
+    def spy(record):
+        handed.append((record.getMessage(), record.__dict__.get("request.id")))
+        return translate(record)
+
+    bridge._translate = spy
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = []
+    root.setLevel(logging.INFO)
+    undo = configure_log_output("unchanged", Redactor())
+    root.addHandler(bridge)
+    log = logging.getLogger("tests.logs.handshake")
+    token = set_request_id("rid-a")
+    try:
+        with tracer_provider.get_tracer("t").start_as_current_span("s"):
+            log.info("first")
+            log.info("second")
+            handed_over = log.makeRecord(log.name, logging.INFO, "f", 1, "queued", None, None)
+        reset_request_id(token)
+        token = set_request_id("rid-b")
+        log.info("third")
+        thread = threading.Thread(target=bridge.handle, args=(handed_over,))  # as a QueueListener does
+        thread.start()
+        thread.join(10)
+    finally:
+        reset_request_id(token)
+        undo()
+        root.handlers, level = saved
+        root.setLevel(level)
+    got = {log.log_record.body: dict(log.log_record.attributes) for log in exporter.get_finished_logs()}
+    assert got == {
+        "first": {"request.id": "rid-a"},
+        "second": {"request.id": "rid-a"},
+        "third": {"request.id": "rid-b"},
+        "queued": {"request.id": "rid-a"},
+    }
+    # Only the first record (before the processor was seen) and the handed-over one needed the attribute.
+    assert handed == [("first", "rid-a"), ("second", None), ("third", None), ("queued", "rid-a")]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from otelpipe.processors.json_formatter import JsonFormatter
 from otelpipe.processors.log_correlation import install_log_correlation
 from otelpipe.processors.redaction import DEFAULT_SECRET_KEYS, RedactingFilter, Redactor, luhn_valid
+from otelpipe.processors.request_id import reset_request_id, set_request_id
 
 R = Redactor()
 _TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
@@ -215,3 +216,37 @@ def test_filter_plain_number_args_and_other_args(captured):
     # Number args skip the per-arg pass, but the formatted message is still scanned as a whole.
     assert first.getMessage() == "n=[REDACTED] f=1.5 none=None flag=True"
     assert second.getMessage() == "n=3 token Bearer [REDACTED]"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    hex_id=st.one_of(
+        st.text("0123456789abcdef", min_size=32, max_size=32),
+        st.text("0123456789", min_size=32, max_size=32),  # all digits: a card run is 13-19
+        st.builds(  # a valid card number at either end, glued to hex letters
+            lambda card, first: card.ljust(32, "a") if first else card.rjust(32, "f"),
+            cards,
+            st.booleans(),
+        ),
+    )
+)
+def test_hex_ids_need_no_scan_under_the_default_patterns(hex_id):
+    """The claim behind `Redactor.hex_ids_clean`: the full scan leaves every 32-hex-digit id alone."""
+    assert len(hex_id) == 32
+    assert Redactor()._redact_chunk(hex_id) == hex_id
+
+
+def test_hex_id_shortcut_is_off_with_custom_patterns(correlation, captured):
+    logger, handler = captured
+    redactor = Redactor(custom_patterns=[r"[0-9a-f]{32}"])
+    assert not redactor.hex_ids_clean and Redactor().hex_ids_clean
+    handler.addFilter(RedactingFilter(redactor))
+    token = set_request_id("0123456789abcdef0123456789abcdef")
+    try:
+        logger.info("x")
+    finally:
+        reset_request_id(token)
+    assert handler.records[0].request_id == "[REDACTED]"
+    assert redactor.changed_items({"request.id": "0123456789abcdef0123456789abcdef"}) == {
+        "request.id": "[REDACTED]"
+    }
