@@ -397,8 +397,8 @@ HOOKS: tuple[Hook, ...] = (
     ),
     Hook(
         "opentelemetry.context._RUNTIME_CONTEXT._current_context",
-        "otelpipe.processors.log_correlation",
-        "reads the current context with one C call per log record",
+        "otelpipe.processors.log_correlation, otelpipe.processors.request_id",
+        "reads the current context with one C call per log record (and per request for baggage)",
         "opentelemetry.context.get_current() (used automatically when this is missing)",
         "log correlation is a little slower (falls back to the public API)",
         _probe_runtime_context,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -19,14 +18,13 @@ from opentelemetry.trace import (
     INVALID_SPAN,
     INVALID_SPAN_CONTEXT,
     NonRecordingSpan,
-    Span,
     SpanContext,
     TraceFlags,
     get_current_span,
     set_span_in_context,
 )
 
-from otelpipe.processors.request_id import _REQUEST_ID, get_request_id
+from otelpipe.processors.request_id import _REQUEST_ID, _context_getter, get_request_id
 
 _logger = logging.getLogger("otelpipe.logs")
 
@@ -77,33 +75,17 @@ def _static_fields(service_name: str, service_version: str, deployment_environme
     }
 
 
-def _span_fields(static: _Fields, span_context: SpanContext | None) -> _Fields:
-    fields = dict(static)
-    if span_context is None:
-        # Same values as opentelemetry-instrumentation-logging, so whichever factory runs last agrees.
-        fields.update(
-            trace_id=TRACE_ID_NONE,
-            span_id=SPAN_ID_NONE,
-            trace_sampled=False,
-            otelTraceID="0",
-            otelSpanID="0",
-            otelTraceSampled=False,
-        )
-        return fields
-    return _ids_fields(static, span_context.trace_id, span_context.span_id, span_context.trace_flags.sampled)
-
-
-def _ids_fields(static: _Fields, trace_id: int, span_id: int, sampled: bool) -> _Fields:
-    trace_hex = f"{trace_id:032x}"  # an f-string formats inline: no builtin call
-    span_hex = f"{span_id:016x}"
+def _outside_fields(static: _Fields) -> _Fields:
+    """The fields outside any span: the same values as opentelemetry-instrumentation-logging, so
+    whichever factory runs last agrees (inside a span, `_Correlator.fields_for` builds them)."""
     return {
         **static,
-        "trace_id": trace_hex,
-        "span_id": span_hex,
-        "trace_sampled": sampled,
-        "otelTraceID": trace_hex,
-        "otelSpanID": span_hex,
-        "otelTraceSampled": sampled,
+        "trace_id": TRACE_ID_NONE,
+        "span_id": SPAN_ID_NONE,
+        "trace_sampled": False,
+        "otelTraceID": "0",
+        "otelSpanID": "0",
+        "otelTraceSampled": False,
     }
 
 
@@ -159,7 +141,7 @@ class _Correlator:
 
     def reconfigure(self, static: _Fields) -> None:
         self._static = static
-        self._outside = _span_fields(static, None)
+        self._outside = _outside_fields(static)
         self._by_span: dict[int, tuple[int, _Fields]] = {}
         # (context, fields) swapped atomically; a hit costs one identity check.
         self.last: tuple[object, _Fields] = (object(), self._outside)
@@ -167,9 +149,9 @@ class _Correlator:
     def fields_for(self, ctx: Context) -> _Fields:
         # A new request's span misses every cache, so this runs about once per request: no Python
         # call beyond the span's own `get_span_context` where the layouts checked at import allow.
-        span: Span | None = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else get_current_span(ctx)  # type: ignore[assignment]
+        span: Any = ctx.get(_SPAN_KEY) if _SPAN_KEY is not None else get_current_span(ctx)
         try:
-            span_context = span.get_span_context()  # type: ignore[union-attr]
+            span_context = span.get_span_context()
         except AttributeError:  # no span (None), or not a span: what get_current_span calls invalid
             span_context = INVALID_SPAN_CONTEXT
         if _UNPACK_SPAN_CONTEXT and type(span_context) is SpanContext:
@@ -185,7 +167,17 @@ class _Correlator:
             if cached is not None and cached[0] == trace_id:
                 fields = cached[1]
             else:
-                fields = _ids_fields(self._static, trace_id, span_id, sampled)
+                trace_hex = f"{trace_id:032x}"  # an f-string formats inline: no builtin call
+                span_hex = f"{span_id:016x}"
+                fields = {
+                    **self._static,
+                    "trace_id": trace_hex,
+                    "span_id": span_hex,
+                    "trace_sampled": sampled,
+                    "otelTraceID": trace_hex,
+                    "otelSpanID": span_hex,
+                    "otelTraceSampled": sampled,
+                }
                 if len(self._by_span) >= _SPAN_CACHE_LIMIT:
                     self._by_span.clear()
                 self._by_span[span_id] = (trace_id, fields)
@@ -203,21 +195,6 @@ class _Failures:
         cls.count += 1
         if cls.count == 1:
             _logger.warning("log correlation failed; records pass through uncorrelated", exc_info=True)
-
-
-def _context_getter() -> Callable[[], Context]:
-    """The fastest way to read the current OTel context.
-
-    ``context.get_current()`` costs two Python calls per record; the default runtime context keeps
-    the value in a ContextVar whose C-level ``get`` is much cheaper. Fall back to the public API
-    if the SDK ever stores it differently.
-    """
-    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    if isinstance(var, ContextVar):
-        getter: Callable[[], Context] = var.get
-        return getter
-    return context_api.get_current
 
 
 def _make_factory(previous: Callable[..., logging.LogRecord], correlator: _Correlator) -> Callable[..., Any]:

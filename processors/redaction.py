@@ -682,6 +682,7 @@ _SCALARS = (int, float, bool, type(None))
 # app's and stays untouched, so formatters (JsonFormatter) read the message from here.
 EXCEPTION_MESSAGE_ATTR = "otelpipe_exception_message"
 _EXCEPTION_FORMATTER = logging.Formatter()  # stateless for formatException; one per process
+_GET_MESSAGE = logging.LogRecord.getMessage
 
 
 def _text_of(value: object) -> str:
@@ -707,32 +708,6 @@ class RedactingFilter(logging.Filter):
         self._skip_stamped = not any(redactor.is_secret_key(key) for key in log_correlation.STAMPED_FIELDS)
         self._clean_service: dict[str, Any] = {}
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            self._redact_record(record)
-        except Exception:  # redaction trouble must not lose the log line
-            self._failures += 1
-            if self._failures == 1:
-                _logger.warning("log redaction failed for a record; later failures are counted only")
-        return True
-
-    def _stamped_clean(self, attrs: dict[str, Any]) -> bool:
-        """Whether ``attrs`` carries exactly the fields the correlation factory stamped last, known clean.
-
-        Two C-level subset tests, no Python call: the record's stamped fields equal the factory's
-        latest field set (built by otelpipe: hex ids and a bool, which the policy never masks), whose
-        service values were checked once. Anything else (another thread's span in between, a field
-        the app overwrote, a new service name) answers False and the fields are scanned as extras.
-        """
-        active = log_correlation._ACTIVE
-        if active is None or not self._skip_stamped:
-            return False
-        stamped = active._correlator.last[1]
-        clean = self._clean_service
-        if not (clean and clean.items() <= stamped.items()) and not self._check_service(stamped):
-            return False
-        return stamped.items() <= attrs.items()
-
     def _check_service(self, stamped: Mapping[str, Any]) -> bool:
         service = {key: stamped.get(key) for key in log_correlation.SERVICE_FIELDS}
         redactor = self._redactor
@@ -742,68 +717,92 @@ class RedactingFilter(logging.Filter):
         self._clean_service = service
         return True
 
-    def _redact_record(self, record: logging.LogRecord) -> None:
-        redactor = self._redactor
-        args = record.args
-        if type(args) is tuple:
-            for arg in args:
-                # Plain numbers and None print as themselves: only other args go through the redactor.
-                if type(arg) not in _CLEAN_SCALARS:
-                    record.args = tuple([self._redact_arg(item) for item in args])
-                    break
-        elif isinstance(args, Mapping):
-            record.args = redactor.redact_mapping(args)
-        elif isinstance(args, tuple) and args:
-            record.args = tuple([self._redact_arg(item) for item in args])
-        if args:
-            # Then redact the formatted message, not the template: `password=%s` alone would mask
-            # the placeholder, leave the secret in args and break formatting (losing the line).
-            try:
-                message: str | None = record.getMessage()
-            except Exception:  # a broken template is logging's to report
-                message = None
-            if message is not None:
-                record.msg = redactor.redact_text(message)
-                record.args = None
-        elif isinstance(record.msg, str):
-            record.msg = redactor.redact_text(record.msg)
-        elif isinstance(record.msg, Mapping):  # logger.info({"event": ..., "token": ...})
-            record.msg = redactor.redact_mapping(record.msg)
-        else:
-            record.msg = self._redact_arg(record.msg)
-        attrs = record.__dict__
-        # Extras (the correlation fields among them) are checked against the caches first, inline
-        # (`Redactor.known_clean`'s rules): a record's dozen known-clean extras then cost a few
-        # dict lookups each, not a call and a scan.
-        known_keys, known_ids, known_texts = redactor._key_cache, redactor._id_key_cache, redactor._text_cache
-        hex_ids_clean = redactor.hex_ids_clean
-        standard = _STANDARD_AND_STAMPED if self._stamped_clean(attrs) else _STANDARD_RECORD_ATTRS
-        for key in attrs.keys() - standard:
-            value = attrs[key]
-            if known_keys.get(key) is False:
-                kind = type(value)
-                if kind is str:
-                    if known_ids.get(key) is True or known_texts.get(value) == value:
-                        continue
-                    if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
-                        continue  # a request id: unique per request, never in the text cache
-                elif kind in _CLEAN_SCALARS:
-                    continue
-            if redactor.is_secret_key(key) or isinstance(value, (str, bytes, Mapping, list, tuple)):
-                new = redactor.redact_value(key, value)
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:  # one frame per record: the redaction runs inline here
+            redactor = self._redactor
+            args = record.args
+            if type(args) is tuple:
+                for arg in args:
+                    # Plain numbers and None print as themselves: only other args go to the redactor.
+                    if type(arg) not in _CLEAN_SCALARS:
+                        record.args = tuple([self._redact_arg(item) for item in args])
+                        break
+            elif isinstance(args, Mapping):
+                record.args = redactor.redact_mapping(args)
+            elif isinstance(args, tuple) and args:
+                record.args = tuple([self._redact_arg(item) for item in args])
+            if args:
+                # Then redact the formatted message, not the template: `password=%s` alone would mask
+                # the placeholder, leave the secret in args and break formatting (losing the line).
+                try:
+                    if type(record).getMessage is _GET_MESSAGE:  # LogRecord's own, inline: no call
+                        msg = record.msg
+                        message: str | None = (msg if type(msg) is str else str(msg)) % record.args
+                    else:
+                        message = record.getMessage()
+                except Exception:  # a broken template is logging's to report
+                    message = None
+                if message is not None:
+                    record.msg = redactor.redact_text(message)
+                    record.args = None
+            elif type(record.msg) is str or isinstance(record.msg, str):
+                record.msg = redactor.redact_text(record.msg)
+            elif isinstance(record.msg, Mapping):  # logger.info({"event": ..., "token": ...})
+                record.msg = redactor.redact_mapping(record.msg)
             else:
-                new = self._redact_arg(value)
-            if new is not value:
-                attrs[key] = new
-        exc_info = record.exc_info
-        if exc_info and not record.exc_text:
-            record.exc_text = _EXCEPTION_FORMATTER.formatException(exc_info)
-        if record.exc_text:
-            record.exc_text = redactor.redact_text(record.exc_text)
-        if exc_info and exc_info[1] is not None:
-            attrs[EXCEPTION_MESSAGE_ATTR] = redactor.redact_text(_text_of(exc_info[1]))
-        if record.stack_info:
-            record.stack_info = redactor.redact_text(record.stack_info)
+                record.msg = self._redact_arg(record.msg)
+            attrs = record.__dict__
+            # Extras (the correlation fields among them) are checked against the caches first, inline
+            # (`Redactor.known_clean`'s rules): a record's dozen known-clean extras then cost a few
+            # dict lookups each, not a call and a scan.
+            known_keys, known_ids = redactor._key_cache, redactor._id_key_cache
+            known_texts = redactor._text_cache
+            hex_ids_clean = redactor.hex_ids_clean
+            # The correlation fields the factory stamped are skipped when the record carries exactly
+            # the factory's latest field set (built by otelpipe: hex ids and a bool, which the policy
+            # never masks) and its service values were checked clean: two C-level subset tests, no
+            # call. Anything else (another thread's span in between, a field the app overwrote, a
+            # new service name) scans them as extras.
+            standard = _STANDARD_RECORD_ATTRS
+            active = log_correlation._ACTIVE
+            if active is not None and self._skip_stamped:
+                stamped = active._correlator.last[1]
+                clean = self._clean_service
+                if ((clean and clean.items() <= stamped.items()) or self._check_service(stamped)) and (
+                    stamped.items() <= attrs.items()
+                ):
+                    standard = _STANDARD_AND_STAMPED
+            for key in attrs.keys() - standard:
+                value = attrs[key]
+                if known_keys.get(key) is False:
+                    kind = type(value)
+                    if kind is str:
+                        if known_ids.get(key) is True or known_texts.get(value) == value:
+                            continue
+                        if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
+                            continue  # a request id: unique per request, never in the text cache
+                    elif kind in _CLEAN_SCALARS:
+                        continue
+                if redactor.is_secret_key(key) or isinstance(value, (str, bytes, Mapping, list, tuple)):
+                    new = redactor.redact_value(key, value)
+                else:
+                    new = self._redact_arg(value)
+                if new is not value:
+                    attrs[key] = new
+            exc_info = record.exc_info
+            if exc_info and not record.exc_text:
+                record.exc_text = _EXCEPTION_FORMATTER.formatException(exc_info)
+            if record.exc_text:
+                record.exc_text = redactor.redact_text(record.exc_text)
+            if exc_info and exc_info[1] is not None:
+                attrs[EXCEPTION_MESSAGE_ATTR] = redactor.redact_text(_text_of(exc_info[1]))
+            if record.stack_info:
+                record.stack_info = redactor.redact_text(record.stack_info)
+        except Exception:  # redaction trouble must not lose the log line
+            self._failures += 1
+            if self._failures == 1:
+                _logger.warning("log redaction failed for a record; later failures are counted only")
+        return True
 
     def _redact_arg(self, arg: Any) -> Any:
         if isinstance(arg, _SCALARS):

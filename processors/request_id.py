@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, MutableSequence
+from collections.abc import Callable, Mapping, MutableSequence
 from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry import baggage
+from opentelemetry import context as context_api
+from opentelemetry.context import Context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 BAGGAGE_KEY = "request.id"
@@ -25,6 +27,47 @@ _LOWER_HEADER = REQUEST_ID_HEADER.lower()
 _VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 _REQUEST_ID: ContextVar[str] = ContextVar("otelpipe_request_id", default="")
+
+
+def _context_getter() -> Callable[[], Context]:
+    """The fastest way to read the current OTel context.
+
+    ``context.get_current()`` costs two Python calls; the default runtime context keeps the value
+    in a ContextVar whose C-level ``get`` is much cheaper. Fall back to the public API if the SDK
+    ever stores it differently.
+    """
+    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(var, ContextVar):
+        getter: Callable[[], Context] = var.get
+        return getter
+    return context_api.get_current
+
+
+def _baggage_key() -> str | None:
+    """The context key W3C baggage lives under, read off a context ``set_baggage`` built.
+
+    ``get_baggage`` is four Python calls around one ``ctx.get``; the key is private
+    (``opentelemetry.baggage._BAGGAGE_KEY``). None (the public call is used) unless the context
+    is the one-key mapping of a plain dict that it is today.
+    """
+    probe = baggage.set_baggage(BAGGAGE_KEY, "probe", Context())
+    keys = list(probe)
+    if len(keys) != 1 or not isinstance(keys[0], str) or type(probe[keys[0]]) is not dict:
+        return None
+    return keys[0] if baggage.get_baggage(BAGGAGE_KEY, Context({keys[0]: {BAGGAGE_KEY: "x"}})) == "x" else None
+
+
+_current_context = _context_getter()
+_BAGGAGE_KEY = _baggage_key()
+
+
+def _carried_request_id() -> object | None:
+    """``baggage.get_baggage(BAGGAGE_KEY)`` in one C-level lookup where `_baggage_key` allows."""
+    if _BAGGAGE_KEY is None:
+        return baggage.get_baggage(BAGGAGE_KEY)
+    entries = _current_context().get(_BAGGAGE_KEY)
+    return entries.get(BAGGAGE_KEY) if type(entries) is dict else None
 
 
 def get_request_id() -> str:
@@ -53,7 +96,7 @@ def request_id_from_environ(environ: Mapping[str, Any]) -> str:
     header = environ.get(_ENVIRON_HEADER)
     if header is not None and (found := _valid(header)) is not None:
         return found
-    carried = baggage.get_baggage(BAGGAGE_KEY)
+    carried = _carried_request_id()
     if carried is not None and (found := _valid(carried)) is not None:
         return found
     return os.urandom(16).hex()
@@ -86,7 +129,8 @@ def flask_response_hook(span: Any, status: str, response_headers: MutableSequenc
         if not request_id:
             return
         for name, _ in response_headers:  # a plain loop: no generator call per request
-            if name.lower() == _LOWER_HEADER:
+            # Only names starting with x/X can match: no lower() copy of Content-Type and the like.
+            if name[:1] in ("x", "X") and name.lower() == _LOWER_HEADER:
                 break
         else:
             response_headers.append((REQUEST_ID_HEADER, request_id))

@@ -100,3 +100,30 @@ def test_hooks_outside_flask_never_raise_and_clear():
     assert headers == [("X-Request-ID", get_request_id() or headers[0][1])]
     assert get_request_id() == ""
     logging.getLogger("tests").info("fine")
+
+
+def test_baggage_read_directly_or_through_the_public_api(monkeypatch):
+    """The one-lookup baggage read and the public get_baggage fallback pick the same id."""
+    from otelpipe.processors import request_id
+
+    assert request_id._BAGGAGE_KEY is not None
+    token = context.attach(baggage.set_baggage("request.id", "carried-1", baggage.set_baggage("other", "x")))
+    try:
+        direct = request_id.request_id_from_environ({})
+        monkeypatch.setattr(request_id, "_BAGGAGE_KEY", None)
+        public = request_id.request_id_from_environ({})
+    finally:
+        context.detach(token)
+    assert direct == public == "carried-1"
+    assert len(request_id.request_id_from_environ({})) == 32  # no baggage: a fresh id
+
+
+def test_response_hook_keeps_an_id_the_app_set_itself():
+    flask_request_hook(None, {"HTTP_X_REQUEST_ID": "mine-1"})
+    headers = [("Content-Type", "text/plain"), ("x-request-id", "app-own"), ("X-Other", "1")]
+    flask_response_hook(None, "200 OK", headers)
+    assert headers == [("Content-Type", "text/plain"), ("x-request-id", "app-own"), ("X-Other", "1")]
+    flask_request_hook(None, {"HTTP_X_REQUEST_ID": "mine-2"})
+    headers = [("", "odd"), ("X-Other", "1")]
+    flask_response_hook(None, "200 OK", headers)
+    assert headers[-1] == ("X-Request-ID", "mine-2") and get_request_id() == ""
