@@ -53,14 +53,6 @@ CORRELATION_FIELDS: frozenset[str] = frozenset(
 
 # What the factory stamps from sources otelpipe controls, all but ``request_id`` (client-supplied).
 STAMPED_FIELDS: frozenset[str] = CORRELATION_FIELDS - {"request_id"}
-# The stamped fields whose values come from configuration (the resource), not from the span.
-SERVICE_FIELDS: tuple[str, ...] = (
-    "service.name",
-    "service_name",
-    "service.version",
-    "deployment.environment",
-    "otelServiceName",
-)
 
 _Fields = dict[str, Any]
 
@@ -140,11 +132,14 @@ class _Correlator:
         self.reconfigure(static)
 
     def reconfigure(self, static: _Fields) -> None:
-        self._static = static
-        self._outside = _outside_fields(static)
-        self._by_span: dict[int, tuple[int, _Fields]] = {}
-        # (context, fields) swapped atomically; a hit costs one identity check.
-        self.last: tuple[object, _Fields] = (object(), self._outside)
+        # Static fields and the outside-any-span set swapped together, so a concurrent
+        # `fields_for` never pairs one installation's ids with another's service fields.
+        self._base = (static, _outside_fields(static))
+        self._by_span: dict[int, tuple[int, _Fields, _Fields]] = {}
+        # (context, fields, static) swapped atomically; a hit costs one identity check. The static
+        # dict the fields were built from rides along, so the redaction filter can tell with one
+        # identity check that the service values it verified are the ones stamped.
+        self.last: tuple[object, _Fields, _Fields] = (object(), self._base[1], static)
 
     def fields_for(self, ctx: Context) -> _Fields:
         # A new request's span misses every cache, so this runs about once per request: no Python
@@ -160,17 +155,18 @@ class _Correlator:
         else:
             trace_id, span_id, valid = span_context.trace_id, span_context.span_id, span_context.is_valid
             sampled = span_context.trace_flags.sampled
+        static, outside = self._base
         if not valid:
-            fields = self._outside
+            fields = outside
         else:
             cached = self._by_span.get(span_id)
             if cached is not None and cached[0] == trace_id:
-                fields = cached[1]
+                fields, static = cached[1], cached[2]
             else:
                 trace_hex = f"{trace_id:032x}"  # an f-string formats inline: no builtin call
                 span_hex = f"{span_id:016x}"
                 fields = {
-                    **self._static,
+                    **static,
                     "trace_id": trace_hex,
                     "span_id": span_hex,
                     "trace_sampled": sampled,
@@ -180,8 +176,8 @@ class _Correlator:
                 }
                 if len(self._by_span) >= _SPAN_CACHE_LIMIT:
                     self._by_span.clear()
-                self._by_span[span_id] = (trace_id, fields)
-        self.last = (ctx, fields)
+                self._by_span[span_id] = (trace_id, fields, static)
+        self.last = (ctx, fields, static)
         return fields
 
 

@@ -85,87 +85,85 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
         self._resource: Any = None
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        # Runs for every exported log line, in one frame: exact-type checks and attribute reads
+        # before any call.
         SEEN.record = True
         try:
-            self._process(log_record)
+            record = log_record.log_record
+            body = record.body
+            if type(body) is str or isinstance(body, str):
+                if not body.isascii():
+                    record.body = _valid_utf8(body)
+            elif isinstance(body, (Mapping, list, tuple, int)):
+                record.body = _encodable(body, 0)
+            attributes = record.attributes
+            # The SDK's BoundedAttributes keeps a plain dict in `_dict`: reading and deleting through it
+            # costs C-level dict operations instead of the Mapping ABC's Python-level ones (a dozen
+            # correlation keys per record). Deleting never needs the bounds or value cleaning.
+            inner = attributes._dict if type(attributes) is BoundedAttributes else None
+            view: MutableMapping[str, Any]
+            target: MutableMapping[str, Any]  # where writes go: through the SDK's bounds and cleaning
+            if type(inner) is dict:
+                view = inner
+                target = attributes  # type: ignore[assignment]
+            elif isinstance(attributes, MutableMapping):
+                view = target = attributes
+            else:  # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone
+                return
+            request_id = view["request_id"] if "request_id" in view else None  # noqa: SIM401 (no call when absent)
+            if self._drop and view:
+                for key in _DROPPED.intersection(view):
+                    del view[key]
+            if SPAN_ATTRIBUTE not in view:  # otelpipe's bridge view (log_output) may already name it so
+                request_id = request_id or _current_request_id()
+                if request_id:
+                    bounded: Any = attributes
+                    if (
+                        view is inner
+                        and type(request_id) is str
+                        and (bounded.maxlen is None or len(view) < bounded.maxlen)
+                        and (bounded.max_value_len is None or len(request_id) <= bounded.max_value_len)
+                    ):
+                        # Exactly what BoundedAttributes would store (a str within its bounds is kept as
+                        # is), without its lock and value cleaning.
+                        view[SPAN_ATTRIBUTE] = request_id
+                    else:
+                        target[SPAN_ATTRIBUTE] = request_id
+            if self._static:
+                for key, value in self._static.items():
+                    if key not in view:
+                        target[key] = value
+            redactor = self._redactor
+            if redactor is None:
+                return
+            if view:
+                changes = redactor.changed_items(view)
+                for key, value in changes.items():
+                    target[key] = value
+            body = record.body
+            if type(body) is str or isinstance(body, str):
+                record.body = redactor.redact_text(body)
+            elif isinstance(body, Mapping):
+                record.body = dict(redactor.redact_mapping(body))
+            elif isinstance(body, (list, tuple, bytes)):
+                record.body = redactor.redact_value("body", body)
+            try:
+                event_name = record.event_name
+            except AttributeError:  # an SDK whose LogRecord has no event name
+                event_name = None
+            if event_name is not None and isinstance(event_name, str) and event_name:
+                record.event_name = redactor.redact_text(event_name)
+            if type(log_record) is ReadWriteLogRecord:
+                resource = log_record.resource
+            else:
+                resource = getattr(log_record, "resource", None)
+            if resource is not None and resource is not self._resource:  # shared: masked once, in place
+                self._resource = resource
+                self._redact_resource(redactor, resource)
         except Exception:  # a log line must still go out; count and report once
             self.failures += 1
             if self.failures == 1:
                 _logger.warning("log record processing failed; later failures are counted only")
-
-    def _process(self, log_record: ReadWriteLogRecord) -> None:
-        # Runs for every exported log line: exact-type checks and attribute reads before any call.
-        record = log_record.log_record
-        body = record.body
-        if type(body) is str or isinstance(body, str):
-            if not body.isascii():
-                record.body = _valid_utf8(body)
-        elif isinstance(body, (Mapping, list, tuple, int)):
-            record.body = _encodable(body, 0)
-        attributes = record.attributes
-        # The SDK's BoundedAttributes keeps a plain dict in `_dict`: reading and deleting through it
-        # costs C-level dict operations instead of the Mapping ABC's Python-level ones (a dozen
-        # correlation keys per record). Deleting never needs the bounds or value cleaning.
-        inner = attributes._dict if type(attributes) is BoundedAttributes else None
-        view: MutableMapping[str, Any]
-        target: MutableMapping[str, Any]  # where writes go: through the SDK's bounds and cleaning
-        if type(inner) is dict:
-            view = inner
-            target = attributes  # type: ignore[assignment]
-        elif isinstance(attributes, MutableMapping):
-            view = target = attributes
-        else:  # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone
-            return
-        request_id = view["request_id"] if "request_id" in view else None  # noqa: SIM401 (no call when absent)
-        if self._drop and view:
-            for key in _DROPPED.intersection(view):
-                del view[key]
-        if SPAN_ATTRIBUTE not in view:  # otelpipe's bridge view (log_output) may already name it so
-            request_id = request_id or _current_request_id()
-            if request_id:
-                bounded: Any = attributes
-                if (
-                    view is inner
-                    and type(request_id) is str
-                    and (bounded.maxlen is None or len(view) < bounded.maxlen)
-                    and (bounded.max_value_len is None or len(request_id) <= bounded.max_value_len)
-                ):
-                    # Exactly what BoundedAttributes would store (a str within its bounds is kept as
-                    # is), without its lock and value cleaning.
-                    view[SPAN_ATTRIBUTE] = request_id
-                else:
-                    target[SPAN_ATTRIBUTE] = request_id
-        if self._static:
-            for key, value in self._static.items():
-                if key not in view:
-                    target[key] = value
-        redactor = self._redactor
-        if redactor is None:
-            return
-        if view:
-            changes = redactor.changed_items(view)
-            for key, value in changes.items():
-                target[key] = value
-        body = record.body
-        if type(body) is str or isinstance(body, str):
-            record.body = redactor.redact_text(body)
-        elif isinstance(body, Mapping):
-            record.body = dict(redactor.redact_mapping(body))
-        elif isinstance(body, (list, tuple, bytes)):
-            record.body = redactor.redact_value("body", body)
-        try:
-            event_name = record.event_name
-        except AttributeError:  # an SDK whose LogRecord has no event name
-            event_name = None
-        if event_name is not None and isinstance(event_name, str) and event_name:
-            record.event_name = redactor.redact_text(event_name)
-        if type(log_record) is ReadWriteLogRecord:
-            resource = log_record.resource
-        else:
-            resource = getattr(log_record, "resource", None)
-        if resource is not None and resource is not self._resource:  # shared: masked once, in place
-            self._resource = resource
-            self._redact_resource(redactor, resource)
 
     @staticmethod
     def _redact_resource(redactor: Redactor, resource: Any) -> None:

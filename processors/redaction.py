@@ -704,18 +704,19 @@ class RedactingFilter(logging.Filter):
         self._redactor = redactor
         self._failures = 0
         # Skipping the stamped fields is exact only while the policy leaves them alone: no key of
-        # theirs is a secret key, and their service values are clean (checked on first sight).
+        # theirs is a secret key, and their service values are clean (checked once per installation).
         self._skip_stamped = not any(redactor.is_secret_key(key) for key in log_correlation.STAMPED_FIELDS)
-        self._clean_service: dict[str, Any] = {}
+        self._static_checked: tuple[object, bool] = (None, False)
 
-    def _check_service(self, stamped: Mapping[str, Any]) -> bool:
-        service = {key: stamped.get(key) for key in log_correlation.SERVICE_FIELDS}
+    def _check_static(self, static: Mapping[str, Any]) -> bool:
+        """Whether the correlation factory's service fields (from the resource) need no masking;
+        remembered for this installation's field dict."""
         redactor = self._redactor
-        for key, value in service.items():
-            if not isinstance(value, str) or redactor.redact_value(key, value) is not value:
-                return False
-        self._clean_service = service
-        return True
+        clean = all(
+            isinstance(value, str) and redactor.redact_value(key, value) is value for key, value in static.items()
+        )
+        self._static_checked = (static, clean)
+        return clean
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:  # one frame per record: the redaction runs inline here
@@ -766,21 +767,22 @@ class RedactingFilter(logging.Filter):
             standard = _STANDARD_RECORD_ATTRS
             active = log_correlation._ACTIVE
             if active is not None and self._skip_stamped:
-                stamped = active._correlator.last[1]
-                clean = self._clean_service
-                if ((clean and clean.items() <= stamped.items()) or self._check_service(stamped)) and (
-                    stamped.items() <= attrs.items()
-                ):
+                _, stamped, static = active._correlator.last
+                checked, clean = self._static_checked
+                if checked is not static:
+                    clean = self._check_static(static)
+                if clean and stamped.items() <= attrs.items():
                     standard = _STANDARD_AND_STAMPED
             for key in attrs.keys() - standard:
                 value = attrs[key]
                 if known_keys.get(key) is False:
                     kind = type(value)
                     if kind is str:
+                        # A request id first: unique per request, it is never in the text cache.
+                        if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
+                            continue
                         if known_ids.get(key) is True or known_texts.get(value) == value:
                             continue
-                        if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
-                            continue  # a request id: unique per request, never in the text cache
                     elif kind in _CLEAN_SCALARS:
                         continue
                 if redactor.is_secret_key(key) or isinstance(value, (str, bytes, Mapping, list, tuple)):

@@ -186,15 +186,19 @@ def test_filter_skips_only_the_correlation_fields_the_factory_stamped(correlatio
 
 
 def test_filter_masks_a_secret_in_the_configured_service_name(captured):
-    handle = install_log_correlation("svc token=s3cr3t-value")
+    """Checked per installation: a reconfigured service name is checked again."""
+    handle = install_log_correlation("svc")
     try:
         logger, handler = captured
         handler.addFilter(RedactingFilter(Redactor()))
+        logger.info("clean")
+        install_log_correlation("svc token=s3cr3t-value")  # reconfigures the active installation
         logger.info("one")
         logger.info("two")
     finally:
         handle.uninstall()
-    for record in handler.records:
+    assert handler.records[0].service_name == "svc"
+    for record in handler.records[1:]:
         assert record.service_name == "svc token=[REDACTED]"
         assert getattr(record, "service.name") == "svc token=[REDACTED]"
 
