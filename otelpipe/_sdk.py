@@ -390,9 +390,9 @@ HOOKS: tuple[Hook, ...] = (
     Hook(
         "SpanProcessor._on_ending",
         "otelpipe.processors.span_redaction",
-        "masks secrets while the span is ending, before any exporter's on_end sees it",
+        "masks secrets while the span is ending, before the on_end of an exporter otelpipe did not build",
         "OnEnding in the specification (development); not public in the Python SDK",
-        "span attributes are exported unredacted",
+        "exporters otelpipe did not build export span attributes unredacted (its own mask at export)",
         _probe_on_ending,
     ),
     Hook(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.metrics import get_meter_provider
 from opentelemetry.sdk._configuration import (
     _get_exporter_entry_point,
@@ -30,6 +31,7 @@ from opentelemetry.sdk._configuration import (
 from opentelemetry.sdk._logs import LoggerProvider as SDKLoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 
 from otelpipe.config import ConfigError, LoadedSettings, Settings, load_settings, sdk_disabled, service_name
@@ -320,10 +322,6 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  
     pipeline.redactor = redactor
     span_processors: list[SpanProcessor] = []
     log_processors: list[LogRecordProcessor] = []
-    if redactor is not None:
-        from otelpipe.processors.span_redaction import RedactingSpanProcessor
-
-        span_processors.append(RedactingSpanProcessor(redactor))
     store, red_processor = _build_red(settings)
     if red_processor is not None:
         span_processors.append(red_processor)
@@ -331,7 +329,7 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  
     if store is not None and redactor is not None:
         from otelpipe.processors.redaction import LabelRedactor
 
-        store.label_redactor = LabelRedactor(redactor)  # unsampled spans are not redacted per span
+        store.label_redactor = LabelRedactor(redactor)  # RED sees spans before they are masked
 
     from otelpipe.processors.otlp_logs import CorrelatingLogRecordProcessor
 
@@ -359,8 +357,17 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  
     )
 
     export_counts = ExportDropCounts()
+    # Spans are masked where otelpipe builds the exporters: per batch in the export thread, only
+    # what is exported. Any other exporter gets the request-thread RedactingSpanProcessor (below).
+    export_redaction = None
+    if redactor is not None:
+        from otelpipe.processors.span_redaction import ExportRedaction
+
+        def export_redaction() -> ExportRedaction:
+            return ExportRedaction(redactor)
+
     if EXPORT_DROPS_HOOK not in missing:
-        initialize_kwargs.setdefault("export_span_processor", span_processor_factory(export_counts))
+        initialize_kwargs.setdefault("export_span_processor", span_processor_factory(export_counts, export_redaction))
         initialize_kwargs.setdefault("export_log_record_processor", log_processor_factory(export_counts))
     pipeline.export_counts = export_counts
     # SDK default otelpipe changes, unless the user set it: cap attribute values so one huge value
@@ -380,6 +387,9 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  
             )
     from otelpipe.sdk_components import initialize_components
 
+    # No provider set before, so the global one after is otelpipe's (get_tracer_provider() would load
+    # the one OTEL_PYTHON_TRACER_PROVIDER names and fix it as global: not called then).
+    ours = OTEL_PYTHON_TRACER_PROVIDER in os.environ or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     initialize_components(
         keep,
         span_processors=span_processors,
@@ -388,6 +398,13 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  
         **initialize_kwargs,
     )
     pipeline.tracer_provider = trace.get_tracer_provider()
+    if redactor is not None and ours and isinstance(pipeline.tracer_provider, SDKTracerProvider):
+        from otelpipe.processors.span_redaction import ExportRedaction, guard_unowned_exports
+
+        def masks(processor: SpanProcessor) -> bool:  # exports nothing, or masks what it exports
+            return processor is red_processor or isinstance(getattr(processor, "before_export", None), ExportRedaction)
+
+        guard_unowned_exports(pipeline.tracer_provider, redactor, masks)
     pipeline.meter_provider = get_meter_provider()
     pipeline.logger_provider = get_logger_provider()
 

@@ -108,11 +108,20 @@ class CountingExporter:
     """Forwards to a span or log exporter and counts each batch's items as exported or failed.
 
     An exception from the exporter is counted and re-raised, so the batch processor logs it as it
-    would without the wrapper.
+    would without the wrapper. `before_export(batch)` runs first, in the export thread (span
+    redaction, otelpipe.processors.span_redaction.ExportRedaction); if it raises, the batch is
+    not exported and counts as failed.
     """
 
-    def __init__(self, exporter: Any, counts: ExportDropCounts, signal: Signal) -> None:
+    def __init__(
+        self,
+        exporter: Any,
+        counts: ExportDropCounts,
+        signal: Signal,
+        before_export: Callable[[Sequence[Any]], None] | None = None,
+    ) -> None:
         self.exporter = exporter
+        self.before_export = before_export
         self._counts = counts
         self._signal = signal
         self._ok = (SpanExportResult.SUCCESS, LogRecordExportResult.SUCCESS)
@@ -128,6 +137,8 @@ class CountingExporter:
 
     def export(self, batch: Sequence[Any]) -> Any:
         try:
+            if self.before_export is not None:
+                self.before_export(batch)
             with self._in_flight:
                 result = self.exporter.export(batch)
         except Exception:
@@ -164,9 +175,12 @@ def _settings(
 
 
 class DropCountingBatchSpanProcessor(BatchSpanProcessor):
-    """`BatchSpanProcessor` with the same defaults (`OTEL_BSP_*`), counting drops in `counts`."""
+    """`BatchSpanProcessor` with the same defaults (`OTEL_BSP_*`), counting drops in `counts`.
 
-    def __init__(  # BatchSpanProcessor's own parameters, plus counts
+    `before_export` runs on each batch in the export thread before the exporter sees it.
+    """
+
+    def __init__(  # BatchSpanProcessor's own parameters, plus counts and before_export
         self,
         span_exporter: SpanExporter,
         counts: ExportDropCounts,
@@ -174,13 +188,15 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
+        before_export: Callable[[Sequence[Any]], None] | None = None,
     ) -> None:
+        self.before_export = before_export
         # Not super().__init__: that would start a worker thread around the SDK's metrics object.
         queue, delay, batch, timeout = _settings(
             BatchSpanProcessor, max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
         )
         self._batch_processor = BatchProcessor(
-            CountingExporter(span_exporter, counts, "traces"),
+            CountingExporter(span_exporter, counts, "traces", before_export),
             delay,
             batch,
             timeout,
@@ -216,11 +232,17 @@ class DropCountingBatchLogRecordProcessor(BatchLogRecordProcessor):
         )
 
 
-def span_processor_factory(counts: ExportDropCounts) -> Callable[[SpanExporter], BatchSpanProcessor]:
-    """What `_initialize_components(export_span_processor=...)` calls once per span exporter."""
+def span_processor_factory(
+    counts: ExportDropCounts, before_export: Callable[[], Callable[[Sequence[Any]], None]] | None = None
+) -> Callable[[SpanExporter], BatchSpanProcessor]:
+    """What `_initialize_components(export_span_processor=...)` calls once per span exporter.
+
+    `before_export()` makes each processor's own batch hook (one per export thread).
+    """
 
     def build(span_exporter: SpanExporter, *args: Any, **kwargs: Any) -> BatchSpanProcessor:
-        return DropCountingBatchSpanProcessor(span_exporter, counts)
+        hook = before_export() if before_export is not None else None
+        return DropCountingBatchSpanProcessor(span_exporter, counts, before_export=hook)
 
     return build
 

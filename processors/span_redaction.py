@@ -1,17 +1,24 @@
 """Mask secrets in span names, attributes, events, links, status text and the resource before export.
 
-Register :class:`RedactingSpanProcessor` before the export processors: span processors run in
-registration order, and ``_on_ending`` runs before every processor's ``on_end``.
+Two places, one rewrite (:class:`SpanMasker`):
+
+- :class:`ExportRedaction` masks each batch in the batch export thread, just before the exporters
+  otelpipe builds from ``OTEL_TRACES_EXPORTER`` send it (``otelpipe.processors.export_drops``):
+  nothing on the request thread, and only spans that are exported.
+- :class:`RedactingSpanProcessor` masks each sampled span on the request thread while it ends
+  (``_on_ending`` runs before every processor's ``on_end``, whatever the registration order), for
+  exporters otelpipe does not build: a user's own SDK setup, a processor added to otelpipe's
+  provider later. :func:`guard_unowned_exports` registers it when such a processor appears.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Status
 
 from otelpipe.processors.redaction import Redactor
@@ -45,40 +52,18 @@ def _rewrite(owner: Any, changes: Mapping[str, Any]) -> None:
         owner._attributes = {**owner.attributes, **changes}
 
 
-class RedactingSpanProcessor(SpanProcessor):
-    """Rewrites secret-looking span data while the span is ending, before export.
+class SpanMasker:
+    """Rewrites one span's secret-looking data in place; the resource once per distinct resource.
 
-    Only spans that can leave the process are scanned: a span whose context is not sampled
-    (RECORD_ONLY, kept only to feed RED metrics) is never exported, so it costs nothing here; the
-    RED store masks its own labels once per series (`Redactor.label_redactor`).
-    Cost per sampled span: one key-cache lookup per attribute and a linear scan of string values.
+    Works on the SDK's ``Span`` while it ends and on the ``ReadableSpan`` an export processor
+    holds (the same fields; the attributes, events and links are the ended span's own objects).
     """
-
-    # None of its hooks has anything to do for an unsampled span (otelpipe.processors.unsampled).
-    unsampled_span_hooks: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
-        self.failures = 0
-        self.spans_scanned = 0
         self._resource: Any = None
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
-    def _on_ending(self, span: Span) -> None:
-        try:
-            context = span._context  # a SpanContext tuple: [3] is the trace flags, bit 0 "sampled"
-            if context is None or not context[3] & 1:
-                return
-            self.spans_scanned += 1
-            self._redact(span)
-        except Exception:  # never break span end; count and report once
-            self.failures += 1
-            if self.failures == 1:
-                _logger.warning("span redaction failed; later failures are counted only", exc_info=True)
-
-    def _redact(self, span: Span) -> None:
+    def mask(self, span: Any) -> None:  # an SDK Span while it ends, or the ReadableSpan on_end got
         # The SDK span's own fields, not its properties: each property is a Python call, and
         # `events`/`links` copy their lists into tuples. The span is ending: nothing writes to it now.
         redactor = self._redactor
@@ -123,6 +108,39 @@ class RedactingSpanProcessor(SpanProcessor):
             if changes:
                 _write_in_place(resource.attributes, changes)
 
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Rewrites secret-looking span data while the span is ending, before export.
+
+    Only spans that can leave the process are scanned: a span whose context is not sampled
+    (RECORD_ONLY, kept only to feed RED metrics) is never exported, so it costs nothing here; the
+    RED store masks its own labels once per series (`Redactor.label_redactor`).
+    Cost per sampled span: one key-cache lookup per attribute and a linear scan of string values.
+    """
+
+    # None of its hooks has anything to do for an unsampled span (otelpipe.processors.unsampled).
+    unsampled_span_hooks: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._mask = SpanMasker(redactor).mask
+        self.failures = 0
+        self.spans_scanned = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def _on_ending(self, span: Span) -> None:
+        try:
+            context = span._context  # a SpanContext tuple: [3] is the trace flags, bit 0 "sampled"
+            if context is None or not context[3] & 1:
+                return
+            self.spans_scanned += 1
+            self._mask(span)
+        except Exception:  # never break span end; count and report once
+            self.failures += 1
+            if self.failures == 1:
+                _logger.warning("span redaction failed; later failures are counted only", exc_info=True)
+
     def on_end(self, span: ReadableSpan) -> None:
         return None
 
@@ -131,3 +149,67 @@ class RedactingSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+class ExportRedaction:
+    """Masks a batch of sampled spans in the export thread, just before the exporter sends it.
+
+    `CountingExporter(before_export=...)` calls it once per batch. A span it cannot mask is
+    counted (`failures`, reported once); an exception escaping it fails the batch, which is then
+    not exported.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._mask = SpanMasker(redactor).mask
+        self.failures = 0
+        self.spans_scanned = 0
+
+    def __call__(self, batch: Sequence[ReadableSpan]) -> None:
+        mask = self._mask
+        for span in batch:
+            try:
+                mask(span)
+            except Exception:
+                self.failures += 1
+                if self.failures == 1:
+                    _logger.warning("span redaction failed; later failures are counted only", exc_info=True)
+        self.spans_scanned += len(batch)
+
+
+class _ExportGuard:
+    """Registers a `RedactingSpanProcessor` once a processor that does not mask its exports appears."""
+
+    def __init__(self, provider: TracerProvider, redactor: Redactor, masks: Callable[[SpanProcessor], bool]) -> None:
+        self._add = provider.add_span_processor
+        self._redactor = redactor
+        self._masks = masks
+        self.processor: RedactingSpanProcessor | None = None
+
+    def install(self) -> None:
+        if self.processor is None:
+            self.processor = RedactingSpanProcessor(self._redactor)
+            self._add(self.processor)
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        if not self._masks(span_processor):
+            self.install()  # first: a span ending meanwhile is masked before the new exporter sees it
+        self._add(span_processor)
+
+
+def guard_unowned_exports(
+    provider: TracerProvider, redactor: Redactor, masks: Callable[[SpanProcessor], bool]
+) -> RedactingSpanProcessor | None:
+    """Keep "no secret is exported" for processors otelpipe did not build, now and added later.
+
+    `masks(processor)` says whether a processor exports nothing or masks what it exports itself
+    (otelpipe's RED processor, its redacting export processors). If `provider` holds any other
+    processor, or gets one later through `add_span_processor`, a `RedactingSpanProcessor` is
+    registered on it (once) and masks every sampled span on the request thread, as before.
+    Returns that processor when it was registered now.
+    """
+    guard = _ExportGuard(provider, redactor, masks)
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+    if processors is None or not all(masks(p) for p in processors):
+        guard.install()  # an unknown provider shape counts as not masking
+    setattr(provider, "add_span_processor", guard.add_span_processor)  # noqa: B010 - instance override
+    return guard.processor

@@ -34,6 +34,7 @@ SCRIPT = textwrap.dedent(
     after_unsampled = redactor.texts_scanned
     with tracer.start_as_current_span("sampled-span", kind=SpanKind.SERVER) as span:
         span.set_attribute("note", "password=hunter22 id ssn-123 to bob@example.com")
+    pipeline.force_flush()  # masked in the export thread, just before the exporter sends it
     after_sampled = redactor.texts_scanned
     pipeline.shutdown()
     print("COUNTS " + json.dumps([before, after_unsampled, after_sampled]), flush=True)

@@ -91,6 +91,7 @@ def test_red_buckets_reach_the_store() -> None:
 
 def test_redaction_keys_and_patterns_reach_spans_and_logs() -> None:
     env = {
+        "OTEL_TRACES_EXPORTER": "console",  # spans are masked on their way out
         "OTELPIPE_LOG_FORMAT": "json",
         "OTELPIPE_REDACT_KEYS": "customfield",
         "OTELPIPE_REDACT_PATTERNS": r"ORDER-\d+",
@@ -318,6 +319,7 @@ def test_unusable_state_dir_stops_start_up_only_in_strict_mode(tmp_path: Path) -
 
 def test_redaction_reaches_otlp_log_records() -> None:
     env = {
+        "OTEL_TRACES_EXPORTER": "console",  # spans are masked on their way out
         "OTEL_LOGS_EXPORTER": "console",
         "OTELPIPE_REDACT_KEYS": "customfield",
         "OTELPIPE_REDACT_PATTERNS": r"ORDER-\d+",
