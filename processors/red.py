@@ -442,7 +442,9 @@ class REDStore:
             connection_type = "messaging_system"
         else:
             connection_type = ""
-        key = (client, _hashable(server), connection_type, status == _ERROR)
+        if type(server) is not str:  # strings (nearly always) are hashable: no call for them
+            server = _hashable(server)
+        key = (client, server, connection_type, status == _ERROR)
         edge = table.get(key)
         if edge is None:
             edge = self._admit(table, key, edge=True)

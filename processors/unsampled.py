@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
@@ -253,10 +253,11 @@ class _LightTracer(trace_api.Tracer):
         span = tracer.start_span(
             name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
         )
-        if span.is_recording() or not tracer._is_enabled():
+        # Read as fields: three calls fewer per dropped span than is_recording()/get_span_context()/is_valid.
+        if type(span) is not NonRecordingSpan or not tracer._is_enabled():
             return span
-        span_context = span.get_span_context()
-        if not span_context.is_valid:
+        span_context = span._context
+        if not span_context[5]:  # SpanContext.is_valid
             return span
         hooks = self._hooks
         if getattr(hooks.active, "_span_processors", hooks.active) is not hooks.source:  # a processor was added
