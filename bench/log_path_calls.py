@@ -4,12 +4,16 @@ Call counts do not depend on machine load, so they compare log-path changes exac
 on a busy 2-core host cannot. The app is bench/request_cost.py's (Flask + SQLAlchemy, one SELECT,
 one log line per request) under `opentelemetry-instrument`, 1 % `parentbased_traceidratio`, OTLP/HTTP
 exporters to a closed port (nothing is sent during the run); only the `log.info` call is profiled.
-Run: .venv/bin/python bench/log_path_calls.py [--requests N]
+With --instructions the same log call is counted in machine instructions under valgrind's
+callgrind instead: only the `log.info` call runs inside `operator.call`, and callgrind collects
+only inside that C function (`--toggle-collect`), so nothing else of the request is counted.
+Run: .venv/bin/python bench/log_path_calls.py [--requests N] [--top N] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +24,7 @@ from pathlib import Path
 def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
     import cProfile
     import logging
+    import operator
     import pstats
 
     from _item_app import fill_items, item_app
@@ -28,7 +33,12 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     fill_items(db)
     profile: cProfile.Profile | None = None
 
+    counted = False
+
     def profiled_log_line(log: logging.Logger, item_id: int) -> None:
+        if counted:  # callgrind collects inside operator.call only
+            operator.call(log.info, "item %s served", item_id)
+            return
         if profile is not None:
             profile.enable()
         log.info("item %s served", item_id)
@@ -39,8 +49,14 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     client = app.test_client()
     for i in range(300):
         client.get(f"/item/{i % 100}")
-    profile = cProfile.Profile()
     count = int(os.environ["BENCH_REQUESTS"])
+    if os.environ.get("BENCH_CALLGRIND"):
+        counted = True
+        for i in range(count):
+            client.get(f"/item/{i % 100}")
+        print(json.dumps({"pid": os.getpid()}))
+        return
+    profile = cProfile.Profile()
     for i in range(count):
         client.get(f"/item/{i % 100}")
     stats = pstats.Stats(profile)
@@ -52,7 +68,7 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     print(f"{stats.total_calls / count:.1f}")
 
 
-def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0) -> str:
+def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0, callgrind: bool = False) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
         OTEL_SERVICE_NAME="log-path-calls",
@@ -73,8 +89,23 @@ def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0) -> str:
     else:
         env.update(OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR="configurator")
     instrument = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+    command = [instrument, sys.executable, str(Path(__file__).resolve()), "--app"]
+    out_file = workdir / f"callgrind-{'otelpipe' if otelpipe else 'stock'}"
+    if callgrind:
+        # A fixed hash seed makes dict and set layouts, and so the counts, repeat from run to run.
+        env.update(BENCH_CALLGRIND="1", PYTHONHASHSEED="0")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--trace-children=yes",
+            "--collect-atstart=no",
+            "--toggle-collect=_operator_call*",
+            "--separate-threads=yes",  # the request thread only: the export threads are not the log call
+            f"--callgrind-out-file={out_file}.%p",
+            *command,
+        ]
     out = subprocess.run(
-        [instrument, sys.executable, str(Path(__file__).resolve()), "--app"],
+        command,
         env=env,
         cwd=workdir,
         capture_output=True,
@@ -83,6 +114,11 @@ def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0) -> str:
         check=True,
     )
     lines = out.stdout.strip().splitlines()
+    if callgrind:
+        pid = json.loads(lines[-1])["pid"]
+        text = Path(f"{out_file}.{pid}-01").read_text()  # thread 1: the main (request) thread
+        totals = next(line for line in text.splitlines() if line.startswith(("totals:", "summary:")))
+        return f"{int(totals.split()[1]) / requests:,.0f}"
     return "\n".join(lines[-top - 1 :]) if top else lines[-1]
 
 
@@ -90,6 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=0, help="also list the N most-called functions")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count machine instructions per log call (callgrind)"
+    )
     parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:
@@ -97,6 +136,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        if args.instructions:
+            print("Instructions per log record (one log.info inside a Flask request, 1 % sampling, callgrind)")
+            stock = _calls(False, args.requests, workdir, callgrind=True)
+            print(f"  stock opentelemetry-distro  {stock}", flush=True)
+            mine = _calls(True, args.requests, workdir, callgrind=True)
+            ratio = int(mine.replace(",", "")) / int(stock.replace(",", ""))
+            print(f"  otelpipe defaults           {mine}  ({ratio:.2f} x)")
+            return
         print("Python calls per log record (one log.info inside a Flask request, 1 % sampling)")
         print(f"  stock opentelemetry-distro  {_calls(False, args.requests, workdir, args.top)}")
         print(f"  otelpipe defaults           {_calls(True, args.requests, workdir, args.top)}")

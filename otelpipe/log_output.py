@@ -47,6 +47,7 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
 
     original = handler.emit
     new_record = object.__new__
+    copy_keys = tuple(copies)
     current_request_id = _REQUEST_ID.get
     processor_seen = False
 
@@ -56,8 +57,12 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
         if handler.formatter is None and "trace_id" in record.__dict__:
             try:
                 fields = record.__dict__.copy()
-                for key in copies.intersection(fields):
-                    del fields[key]
+                if fields.keys() >= copies:  # the usual case: eleven lookups, no new set
+                    for key in copy_keys:
+                        del fields[key]
+                else:
+                    for key in copies.intersection(fields):
+                        del fields[key]
                 request_id = fields.pop("request_id", None)
                 if (
                     request_id

@@ -132,9 +132,10 @@ class _Correlator:
         self.reconfigure(static)
 
     def reconfigure(self, static: _Fields) -> None:
-        # Static fields and the outside-any-span set swapped together, so a concurrent
-        # `fields_for` never pairs one installation's ids with another's service fields.
-        self._base = (static, _outside_fields(static))
+        # Static fields, the outside-any-span set and the template a span's set is copied from,
+        # swapped together, so a concurrent `fields_for` never pairs one installation's ids with
+        # another's service fields.
+        self._base = (static, _outside_fields(static), _outside_fields(static))
         self._by_span: dict[int, tuple[int, _Fields, _Fields]] = {}
         # (context, fields, static) swapped atomically; a hit costs one identity check. The static
         # dict the fields were built from rides along, so the redaction filter can tell with one
@@ -155,7 +156,7 @@ class _Correlator:
         else:
             trace_id, span_id, valid = span_context.trace_id, span_context.span_id, span_context.is_valid
             sampled = span_context.trace_flags.sampled
-        static, outside = self._base
+        static, outside, template = self._base
         if not valid:
             fields = outside
         else:
@@ -163,17 +164,15 @@ class _Correlator:
             if cached is not None and cached[0] == trace_id:
                 fields, static = cached[1], cached[2]
             else:
-                trace_hex = f"{trace_id:032x}"  # an f-string formats inline: no builtin call
-                span_hex = f"{span_id:016x}"
-                fields = {
-                    **static,
-                    "trace_id": trace_hex,
-                    "span_id": span_hex,
-                    "trace_sampled": sampled,
-                    "otelTraceID": trace_hex,
-                    "otelSpanID": span_hex,
-                    "otelTraceSampled": sampled,
-                }
+                # Half the instructions of f"{trace_id:032x}" (measured under callgrind), same text.
+                trace_hex = trace_id.to_bytes(16, "big").hex()
+                span_hex = span_id.to_bytes(8, "big").hex()
+                # A copy of a ready-made dict with every key, then six writes in place: half the
+                # instructions of building the 11-key dict from a literal.
+                fields = template.copy()
+                fields["trace_id"] = fields["otelTraceID"] = trace_hex
+                fields["span_id"] = fields["otelSpanID"] = span_hex
+                fields["trace_sampled"] = fields["otelTraceSampled"] = sampled
                 if len(self._by_span) >= _SPAN_CACHE_LIMIT:
                     self._by_span.clear()
                 self._by_span[span_id] = (trace_id, fields, static)

@@ -111,6 +111,7 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
             else:  # ReadWriteLogRecord wraps them in a mutable BoundedAttributes; anything else is left alone
                 return
             request_id = view["request_id"] if "request_id" in view else None  # noqa: SIM401 (no call when absent)
+            added_id: str | None = None
             if self._drop and view:
                 for key in _DROPPED.intersection(view):
                     del view[key]
@@ -127,6 +128,7 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
                         # Exactly what BoundedAttributes would store (a str within its bounds is kept as
                         # is), without its lock and value cleaning.
                         view[SPAN_ATTRIBUTE] = request_id
+                        added_id = request_id
                     else:
                         target[SPAN_ATTRIBUTE] = request_id
             if self._static:
@@ -136,7 +138,13 @@ class CorrelatingLogRecordProcessor(LogRecordProcessor):
             redactor = self._redactor
             if redactor is None:
                 return
-            if view:
+            if view and not (
+                # The record's one attribute is the request id the log filter already found clean.
+                added_id is not None
+                and added_id is redactor.clean_id
+                and len(view) == 1
+                and redactor._key_cache.get(SPAN_ATTRIBUTE) is False
+            ):
                 changes = redactor.changed_items(view)
                 for key, value in changes.items():
                     target[key] = value

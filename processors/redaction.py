@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import regex
@@ -398,6 +398,9 @@ class Redactor:
         self._custom = tuple(compile_custom_pattern(p) for p in custom_patterns)
         # Only the default patterns are known to leave a 32-hex-digit id alone (`_HEX_ID`).
         self.hex_ids_clean = not self._custom and all(p in DEFAULT_PATTERNS for p in self._patterns)
+        # The last such id found clean: the log filter and the OTLP log processor both see each
+        # request's id, and the second then needs one identity check instead of the regex.
+        self.clean_id: str | None = None
         self._key_cache: dict[str, bool] = {}
         self._id_key_cache: dict[str, bool] = {}
         self._text_cache: dict[str, str] = {}
@@ -429,6 +432,14 @@ class Redactor:
             self._id_key_cache[key] = cached
         return cached
 
+    def _hex_id_clean(self, value: str) -> bool:
+        if value is self.clean_id:
+            return True
+        if self.hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
+            self.clean_id = value
+            return True
+        return False
+
     def known_clean(self, key: object, value: object) -> bool:
         """True when the caches already show ``redact_value(key, value)`` returns ``value`` itself.
 
@@ -443,7 +454,7 @@ class Redactor:
             return (
                 self._id_key_cache.get(key) is True  # type: ignore[call-overload]
                 or self._text_cache.get(value) == value  # type: ignore[call-overload]
-                or (self.hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None)  # type: ignore[arg-type,call-overload]
+                or self._hex_id_clean(value)  # type: ignore[arg-type]
             )
         return kind in _CLEAN_SCALARS
 
@@ -630,7 +641,10 @@ class Redactor:
                 if kind is str:
                     if known_ids.get(key) is True or known_texts.get(value) == value:
                         continue
+                    if value is self.clean_id:
+                        continue
                     if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
+                        self.clean_id = value
                         continue
                 elif kind in _CLEAN_SCALARS:
                     continue
@@ -677,6 +691,12 @@ _STANDARD_RECORD_ATTRS: frozenset[str] = frozenset(
 # formats itself, the sampled flag, service identity from the resource); ``request_id`` is not among
 # them: it may come from a client header.
 _STANDARD_AND_STAMPED: frozenset[str] = _STANDARD_RECORD_ATTRS | log_correlation.STAMPED_FIELDS
+# The keys of a record just as the correlation factory left it: comparing a record's keys with
+# this set costs a lookup per key, where the set difference below builds and fills a new set.
+_CORRELATED_RECORD_KEYS: frozenset[str] = frozenset(
+    vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))
+) | log_correlation.CORRELATION_FIELDS
+_REQUEST_ID_ONLY = ("request_id",)
 _SCALARS = (int, float, bool, type(None))
 # Where `RedactingFilter` leaves the masked ``str(exception)``: the exception object itself is the
 # app's and stays untouched, so formatters (JsonFormatter) read the message from here.
@@ -773,13 +793,20 @@ class RedactingFilter(logging.Filter):
                     clean = self._check_static(static)
                 if clean and stamped.items() <= attrs.items():
                     standard = _STANDARD_AND_STAMPED
-            for key in attrs.keys() - standard:
+            if standard is _STANDARD_AND_STAMPED and attrs.keys() == _CORRELATED_RECORD_KEYS:
+                extras: Iterable[str] = _REQUEST_ID_ONLY  # no app extra: only the request id to check
+            else:
+                extras = attrs.keys() - standard
+            for key in extras:
                 value = attrs[key]
                 if known_keys.get(key) is False:
                     kind = type(value)
                     if kind is str:
                         # A request id first: unique per request, it is never in the text cache.
+                        if value is redactor.clean_id:
+                            continue
                         if hex_ids_clean and len(value) == 32 and _HEX_ID(value) is not None:
+                            redactor.clean_id = value
                             continue
                         if known_ids.get(key) is True or known_texts.get(value) == value:
                             continue

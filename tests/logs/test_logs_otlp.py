@@ -179,3 +179,28 @@ def test_bridge_leaves_request_id_to_the_processor_once_seen_and_keeps_a_handed_
     }
     # Only the first record (before the processor was seen) and the handed-over one needed the attribute.
     assert handed == [("first", "rid-a"), ("second", None), ("third", None), ("queued", "rid-a")]
+
+
+def test_request_id_found_clean_by_the_filter_is_still_masked_under_a_secret_key_and_beside_secrets():
+    """The processor skips its scan only for a lone request id the filter found clean under a
+    non-secret key; another attribute, or a policy that makes the key secret, scans as before."""
+    from otelpipe.processors.redaction import DEFAULT_SECRET_KEYS
+
+    rid = "0123456789abcdef0123456789abcdef"
+    exported = []
+    for keys, attributes in ((DEFAULT_SECRET_KEYS | {"id"}, {}), (DEFAULT_SECRET_KEYS, {"token": "t-1"})):
+        redactor = Redactor(keys)
+        provider = LoggerProvider()
+        exporter = InMemoryLogRecordExporter()
+        provider.add_log_record_processor(CorrelatingLogRecordProcessor(redactor))
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        token = set_request_id(rid)
+        try:
+            for _ in range(2):  # the second time the key's verdict is cached
+                redactor.clean_id = rid  # as if the log filter had just checked this request's id
+                provider.get_logger("x").emit(body="b", attributes=dict(attributes))
+        finally:
+            reset_request_id(token)
+        exported.append([dict(log.log_record.attributes) for log in exporter.get_finished_logs()])
+    assert exported[0] == [{"request.id": "[REDACTED]"}] * 2
+    assert exported[1] == [{"token": "[REDACTED]", "request.id": rid}] * 2

@@ -254,3 +254,21 @@ def test_hex_id_shortcut_is_off_with_custom_patterns(correlation, captured):
     assert redactor.changed_items({"request.id": "0123456789abcdef0123456789abcdef"}) == {
         "request.id": "[REDACTED]"
     }
+
+
+def test_filter_checks_the_request_id_and_any_app_extra_next_to_the_stamped_fields(
+    correlation, captured, tracer_provider
+):
+    logger, handler = captured
+    handler.addFilter(RedactingFilter(Redactor()))
+    token = set_request_id("token=abc123")  # a client-chosen id is scanned like any value
+    try:
+        with tracer_provider.get_tracer("t").start_as_current_span("s"):
+            logger.info("plain")  # only the correlation fields: the request id alone is checked
+            logger.info("extra", extra={"api_key": "k-1", "note": "Bearer abcdefghijklmnop"})
+    finally:
+        reset_request_id(token)
+    plain, extra = handler.records
+    assert plain.request_id == "token=[REDACTED]" and extra.request_id == "token=[REDACTED]"
+    assert extra.api_key == "[REDACTED]" and extra.note == "Bearer [REDACTED]"
+    assert plain.service_name == "shop" and len(plain.trace_id) == 32
