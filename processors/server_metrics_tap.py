@@ -37,6 +37,7 @@ from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
+from packaging.version import InvalidVersion, Version
 
 from otelpipe.processors.unsampled import UnsampledSpan
 
@@ -46,6 +47,11 @@ __all__ = ["TAPPED_SCOPES", "QuietServerSpan", "ServerMetricsTap", "TappingMeter
 # with the span in the measurement's context on every traced request, and decrement
 # `http.server.active_requests` in a `finally` (tests/processors/test_server_metrics_tap.py runs both).
 TAPPED_SCOPES = frozenset({"opentelemetry.instrumentation.flask", "opentelemetry.instrumentation.wsgi"})
+# The first version of a scope that closes every request that way: Flask's 0.63 records neither the
+# duration nor the decrement when the app raises, so such a request's quiet span would never be
+# counted; its dropped spans stay recording (`UnsampledSpan`). The version is the meter's, which
+# instrumentations set to their own.
+_MIN_VERSIONS = {"opentelemetry.instrumentation.flask": Version("0.64b0")}
 _DURATIONS = frozenset({"http.server.duration", "http.server.request.duration"})
 _ACTIVE_REQUESTS = "http.server.active_requests"
 # What a duration measurement adds to the attributes a span had at start.
@@ -154,11 +160,21 @@ class TappingMeterProvider(MeterProvider):
         super().__init__(*args, **kwargs)
         self.tap = ServerMetricsTap()
 
-    def get_meter(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        meter = super().get_meter(name, *args, **kwargs)
-        if name not in TAPPED_SCOPES or isinstance(meter, NoOpMeter):  # disabled SDK
+    def get_meter(self, name: str, version: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        meter = super().get_meter(name, version, *args, **kwargs)
+        if name not in TAPPED_SCOPES or isinstance(meter, NoOpMeter) or not _closes_every_request(name, version):
             return meter
         return _TappingMeter(meter, name, self.tap)
+
+
+def _closes_every_request(scope: str, version: str | None) -> bool:
+    minimum = _MIN_VERSIONS.get(scope)
+    if minimum is None:
+        return True
+    try:
+        return version is not None and Version(version) >= minimum
+    except InvalidVersion:
+        return False
 
 
 class QuietServerSpan(UnsampledSpan):
