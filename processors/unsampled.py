@@ -262,26 +262,7 @@ class _LightTracer(trace_api.Tracer):
         hooks = self._hooks
         if getattr(hooks.active, "_span_processors", hooks.active) is not hooks.source:  # a processor was added
             hooks.refresh()
-        tap = self._owner.server_tap
-        if kind is SpanKind.SERVER and tap is not None and self._scope_name in tap.ready:
-            quiet = tap.start(
-                tap.span_class(
-                    name,
-                    span_context,
-                    kind,
-                    tracer.resource,
-                    tracer._instrumentation_scope,
-                    self._keep,
-                    hooks,
-                    start_time,
-                    set_status_on_exception,
-                ),
-                attributes,
-            )
-            for on_start in hooks.on_start:
-                on_start(quiet, parent_context=context)
-            return quiet
-        light = UnsampledSpan(
+        fields = (
             name,
             span_context,
             kind,
@@ -292,8 +273,14 @@ class _LightTracer(trace_api.Tracer):
             start_time,
             set_status_on_exception,
         )
-        if attributes:
-            light.set_attributes(attributes)
+        tap = self._owner.server_tap
+        light: UnsampledSpan
+        if kind is SpanKind.SERVER and tap is not None and self._scope_name in tap.ready:
+            light = tap.start(tap.span_class(*fields), attributes)  # quiet: counted once measured
+        else:
+            light = UnsampledSpan(*fields)
+            if attributes:
+                light.set_attributes(attributes)
         for on_start in hooks.on_start:
             on_start(light, parent_context=context)
         return light
