@@ -50,6 +50,7 @@ from opentelemetry.util import types
 
 if TYPE_CHECKING:
     from otelpipe.processors.server_metrics_tap import ServerMetricsTap
+    from otelpipe.processors.sqlalchemy_tap import SqlAlchemyTap
 
 __all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "UnsampledSpan"]
 
@@ -237,6 +238,10 @@ class _LightTracer(trace_api.Tracer):
         self._owner = owner  # its server_tap is set once metrics are initialised
         scope = tracer._instrumentation_scope
         self._scope_name = scope.name if scope is not None else ""
+        # The SDK's own _is_enabled reads this field: read it without the call.
+        self._plain_config = type(tracer)._is_enabled is Tracer._is_enabled and hasattr(tracer, "_tracer_config")
+        # SQLAlchemy's dropped query spans become quiet (otelpipe.processors.sqlalchemy_tap).
+        self._query_tap = owner.query_tap(scope) if scope is not None else None
 
     def start_span(  # the Tracer interface
         self,
@@ -248,13 +253,17 @@ class _LightTracer(trace_api.Tracer):
         start_time: int | None = None,
         record_exception: bool = True,
         set_status_on_exception: bool = True,
+        _quiet_query: bool = True,
     ) -> trace_api.Span:
         tracer = self._tracer
         span = tracer.start_span(
             name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
         )
-        # Read as fields: three calls fewer per dropped span than is_recording()/get_span_context()/is_valid.
-        if type(span) is not NonRecordingSpan or not tracer._is_enabled():
+        # Read as fields: four calls fewer per dropped span than is_recording()/get_span_context()/is_valid
+        # and the tracer's _is_enabled() (a disabled tracer's span carries its parent's context).
+        if type(span) is not NonRecordingSpan or not (
+            tracer._tracer_config.is_enabled if self._plain_config else tracer._is_enabled()
+        ):
             return span
         span_context = span._context
         if not span_context[5]:  # SpanContext.is_valid
@@ -277,6 +286,8 @@ class _LightTracer(trace_api.Tracer):
         light: UnsampledSpan
         if kind is SpanKind.SERVER and tap is not None and self._scope_name in tap.ready:
             light = tap.start(tap.span_class(*fields), attributes)  # quiet: counted once measured
+        elif self._query_tap is not None and _quiet_query and kind is SpanKind.CLIENT:
+            light = self._query_tap.start(self._query_tap.span_class(*fields))  # counted once described
         else:
             light = UnsampledSpan(*fields)
             if attributes:
@@ -298,9 +309,13 @@ class _LightTracer(trace_api.Tracer):
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
     ) -> Iterator[trace_api.Span]:
-        """As the SDK tracer's: start a span and make it current."""
+        """As the SDK tracer's: start a span and make it current.
+
+        Never a quiet query span: SQLAlchemy's `connect` span starts here, and no event describes it
+        when a connect fails outside the DBAPI.
+        """
         span = self.start_span(
-            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception, False
         )
         with trace_api.use_span(
             span,
@@ -322,6 +337,17 @@ class LightUnsampledTracerProvider(TracerProvider):
         # Set by sdk_components when the MeterProvider taps HTTP server measurements
         # (otelpipe.processors.server_metrics_tap): dropped server spans of its scopes become quiet.
         self.server_tap: ServerMetricsTap | None = None
+        self._query_taps: dict[str | None, SqlAlchemyTap | None] = {}
+
+    def query_tap(self, scope: InstrumentationScope) -> SqlAlchemyTap | None:
+        """The SQLAlchemy tap for this scope's tracer: None unless it is SQLAlchemy's, at a version it knows."""
+        from otelpipe.processors.sqlalchemy_tap import SCOPE, sqlalchemy_tap
+
+        if scope.name != SCOPE:
+            return None
+        if scope.version not in self._query_taps:  # called under _tracers_lock
+            self._query_taps[scope.version] = sqlalchemy_tap(self.keep, scope.version)
+        return self._query_taps[scope.version]
 
     def get_tracer(
         self,
