@@ -35,11 +35,16 @@ from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.trace import propagation as trace_propagation
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 from packaging.version import InvalidVersion, Version
 
 from otelpipe.processors.unsampled import UnsampledSpan
+
+# The context key the span lives under: one dict lookup instead of get_current_span's two calls
+# (None, if an API ever keeps it elsewhere: the public call).
+_SPAN_KEY: str | None = getattr(trace_propagation, "_SPAN_KEY", None)
 
 __all__ = ["TAPPED_SCOPES", "QuietServerSpan", "ServerMetricsTap", "TappingMeterProvider"]
 
@@ -87,7 +92,7 @@ class ServerMetricsTap:
         """A server duration was recorded: complete the quiet span in its context, if any."""
         if context is None:
             return
-        span = trace_api.get_current_span(context)
+        span = context.get(_SPAN_KEY) if _SPAN_KEY is not None else trace_api.get_current_span(context)
         if type(span) is QuietServerSpan:
             span.measured(attributes)
 
@@ -96,7 +101,8 @@ class ServerMetricsTap:
         span = getattr(self._thread, "span", None)
         if span is not None:
             self._thread.span = None
-            span.closed_unmeasured()
+            if not span._measured:  # the usual request was measured first: nothing to do
+                span.closed_unmeasured()
 
 
 class _TappedInstrument:
