@@ -221,6 +221,12 @@ def _probe_runtime_context() -> None:
         raise LookupError("opentelemetry.context._RUNTIME_CONTEXT._current_context is not a ContextVar")
 
 
+def _probe_fast_sampler() -> None:
+    from otelpipe.processors.fast_sampling import check_fast_sampler
+
+    check_fast_sampler()
+
+
 def _probe_logs_sdk() -> None:
     from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor  # noqa: F401
 
@@ -410,6 +416,15 @@ HOOKS: tuple[Hook, ...] = (
         "none yet",
         "OTLP log correlation/redaction and OTLP incident events are off",
         _probe_logs_sdk,
+    ),
+    Hook(
+        "ParentBased._root/_remote_parent_*/_local_parent_*, StaticSampler._decision, "
+        "sampling._get_from_env_or_default, trace.propagation._SPAN_KEY, SpanContext's tuple layout",
+        "otelpipe.processors.fast_sampling, otelpipe.pipeline",
+        "the SDK's ParentBased over its own samplers, decided in one frame instead of about a dozen calls per span",
+        "the SDK's ParentBased (used automatically when this is missing)",
+        "sampling decisions cost what they cost in the stock SDK (the decisions are the same)",
+        _probe_fast_sampler,
     ),
     EXPORT_DROPS_HOOK,
     LIGHT_TRACING_HOOK,
