@@ -14,9 +14,7 @@ that change nothing but `__init__`, whose five delegates are each an SDK `Static
 `_AlwaysOn`/`_AlwaysOff`) or exactly `TraceIdRatioBased`. Anything else, subclasses included, is
 used as given. Parents the fast path does not know (a `SpanContext` subclass, trace flags that are
 not `TraceFlags`) and any unexpected error go to the SDK's own `ParentBased.should_sample` for that
-call, so the result, or the exception, is the SDK's. The parent span's `get_span_context()` is
-called once, not twice as in the SDK, and read as a field where its body is `return self.<field>`
-(a `get_span_context` assigned on one span instance is not seen).
+call, so the result, or the exception, is the SDK's.
 
 DROP results are shared: one for a root (trace_state None) and the last one per parent trace_state
 object (children of a dropped span all carry their parent's). Checked in the SDK 1.42.1 and 1.45.1
@@ -30,10 +28,8 @@ result's `attributes` is never even read; `AlwaysRecordSampler` and otelpipe's
 
 from __future__ import annotations
 
-import dis
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from types import FunctionType
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -147,50 +143,9 @@ def _layout_holds() -> bool:
     )
 
 
-def _returned_field(kind: type) -> str | None:
-    """The attribute `kind.get_span_context` returns when its body is exactly `return self.<attribute>`.
-
-    Read once per span type (e.g. otelpipe's own light spans), from the bytecode, so the parent's
-    span context is then one attribute read instead of an ABC isinstance check and a call.
-    """
-    method = getattr(kind, "get_span_context", None)
-    if type(method) is not FunctionType or method.__code__.co_argcount != 1:
-        return None
-    ops = [(op.opname, op.argval) for op in dis.get_instructions(method) if op.opname not in _NO_OPS]
-    if (
-        len(ops) == 3
-        and ops[0] == ("LOAD_FAST", method.__code__.co_varnames[0])
-        and ops[1][0] == "LOAD_ATTR"
-        and isinstance(ops[1][1], str)
-        and ops[2] == ("RETURN_VALUE", None)
-    ):
-        return ops[1][1]
-    return None
-
-
-def _span_context_field(span: object) -> str | None:
-    """How to read `span`'s context: a field name, None to call `get_span_context()`, "" if not a Span."""
-    if not isinstance(span, trace_api.Span):
-        return (
-            ""  # get_current_span: not a Span, so INVALID_SPAN (not remembered: rare, and ABCs can register)
-        )
-    kind = type(span)
-    try:
-        field = _returned_field(kind)
-    except Exception:
-        field = None
-    if len(_FIELDS) < _MAX_SPAN_TYPES:
-        _FIELDS[kind] = field
-    return field
-
-
-_NO_OPS = frozenset({"RESUME", "CACHE", "NOP", "EXTENDED_ARG"})
-_MAX_SPAN_TYPES = 64
-_UNSEEN = "?"  # not an identifier, so never a field name
 _current_context = _context_getter()
 _SPAN_KEY = _span_key()
 _FIELD_SPANS = _field_span_types()
-_FIELDS: dict[type, str | None] = dict.fromkeys(_FIELD_SPANS, "_context")
 _AVAILABLE = _layout_holds()
 
 
@@ -267,18 +222,12 @@ class FastParentBased(ParentBased):
                 span = (_current_context() if parent_context is None else parent_context).get(_SPAN_KEY)
             if span is None:
                 parent = None
-            elif type(span) in _FIELD_SPANS:  # the SDK's spans
+            elif type(span) in _FIELD_SPANS:
                 parent = span._context
-            else:
-                field = _FIELDS.get(type(span), _UNSEEN)
-                if field == _UNSEEN:
-                    field = _span_context_field(span)
-                if field:
-                    parent = getattr(span, field)
-                elif field is None:
-                    parent = span.get_span_context()
-                else:  # get_current_span: not a Span, so INVALID_SPAN
-                    parent = None
+            elif isinstance(span, trace_api.Span):
+                parent = span.get_span_context()
+            else:  # get_current_span: not a Span, so INVALID_SPAN
+                parent = None
             rule: _Rule | None
             if parent is None:
                 rule, parent_state = self._root_rule, None

@@ -42,7 +42,6 @@ from opentelemetry.trace.span import TraceState
 from otelpipe.processors import fast_sampling
 from otelpipe.processors.fast_sampling import FastParentBased, fast_parent_based
 from otelpipe.processors.sampling import RecordUnsampledSampler
-from otelpipe.processors.unsampled import UnsampledSpan
 
 LIMIT = (1 << 64) - 1
 RATIOS = (0.0, 1e-12, 1e-6, 0.01, 0.5, 0.999999, 1.0)
@@ -67,23 +66,6 @@ class ForeignSpan(trace_api.Span):
 
     def set_status(self, status: Any, description: str | None = None) -> None: ...
     def record_exception(self, *args: Any, **kwargs: Any) -> None: ...
-
-
-class ComputedSpan(ForeignSpan):
-    """Its span context is not a plain field: the fast path calls get_span_context()."""
-
-    def __init__(self, span_context: SpanContext) -> None:
-        self._contexts = [span_context]
-
-    def get_span_context(self) -> SpanContext:
-        return self._contexts[0]
-
-
-class LightSpan(UnsampledSpan):
-    """otelpipe's light span (get_span_context returns a field other than `_context`), built bare."""
-
-    def __init__(self, span_context: SpanContext) -> None:
-        self._span_context = span_context
 
 
 class OddSpanContext(SpanContext):
@@ -117,18 +99,7 @@ def parents(draw: st.DrawFn) -> tuple[str, Context | None]:
     """(how the parent is given, its context): None is "no context at all"."""
     shape = draw(
         st.sampled_from(
-            [
-                "none",
-                "empty",
-                "invalid",
-                "non-recording",
-                "sdk-span",
-                "light",
-                "foreign",
-                "computed",
-                "not-a-span",
-                "int-flags",
-            ]
+            ["none", "empty", "invalid", "non-recording", "sdk-span", "foreign", "not-a-span", "int-flags"]
         )
     )
     if shape == "none":
@@ -148,10 +119,6 @@ def parents(draw: st.DrawFn) -> tuple[str, Context | None]:
         span = NonRecordingSpan(span_context)
     elif shape == "sdk-span":
         span = SDKSpan("parent", span_context)
-    elif shape == "light":
-        span = LightSpan(span_context)
-    elif shape == "computed":
-        span = ComputedSpan(span_context)
     else:
         span = ForeignSpan(span_context)
     return shape, trace_api.set_span_in_context(span, Context())
@@ -521,13 +488,3 @@ def test_a_failure_while_building_keeps_the_sampler_as_given(
     with caplog.at_level(logging.WARNING, logger="otelpipe"):
         assert fast_parent_based(sampler) is sampler
     assert any("fast sampler not used" in r.getMessage() for r in caplog.records)
-
-
-def test_span_types_are_read_by_the_field_their_get_span_context_returns() -> None:
-    assert fast_sampling._returned_field(LightSpan) == "_span_context"
-    assert fast_sampling._returned_field(ForeignSpan) == "_ctx"
-    assert fast_sampling._returned_field(ComputedSpan) is None  # not a plain field: called
-    assert fast_sampling._returned_field(trace_api.Span) is None  # abstract: `...` body
-    assert fast_sampling._span_context_field("not a span") == ""
-    assert fast_sampling._FIELDS[NonRecordingSpan] == "_context"
-    assert fast_sampling._FIELDS[SDKSpan] == "_context"
