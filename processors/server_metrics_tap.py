@@ -88,14 +88,6 @@ class ServerMetricsTap:
         self._thread.span = span
         return span
 
-    def measured(self, attributes: types.Attributes, context: Context | None) -> None:
-        """A server duration was recorded: complete the quiet span in its context, if any."""
-        if context is None:
-            return
-        span = context.get(_SPAN_KEY) if _SPAN_KEY is not None else trace_api.get_current_span(context)
-        if type(span) is QuietServerSpan:
-            span.measured(attributes)
-
     def request_closed(self) -> None:
         """`http.server.active_requests` went down: a quiet span ended but never measured was an error."""
         span = getattr(self._thread, "span", None)
@@ -118,9 +110,11 @@ class _TappedInstrument:
 
     def record(self, amount: float, attributes: types.Attributes = None, context: Context | None = None) -> None:
         self._instrument.record(amount, attributes, context)
-        if self._duration:
-            try:
-                self._tap.measured(attributes, context)
+        if self._duration and context is not None:
+            try:  # the quiet span this measurement closes, read from its context
+                span = context.get(_SPAN_KEY) if _SPAN_KEY is not None else trace_api.get_current_span(context)
+                if type(span) is QuietServerSpan:
+                    span.measured(attributes)
             except Exception:  # never hurt the host app
                 return
 
@@ -225,7 +219,10 @@ class QuietServerSpan(UnsampledSpan):
                 # span in its `except` and measures in `finally`; the recording span's ERROR came from
                 # the exception leaving `use_span`, which a non-recording span does not get.
                 self._status = _ERROR
-            self._hand_over()
+            for on_ending in self._on_ending:  # _hand_over, inline: Flask's every request ends here
+                on_ending(self)
+            for on_end in self._on_end:
+                on_end(self)
 
     def closed_unmeasured(self) -> None:
         if self._ended and not self._measured:

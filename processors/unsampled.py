@@ -129,6 +129,13 @@ def _plain(value: object) -> object:
 class UnsampledSpan(trace_api.Span, ReadableSpan):
     """A recording, never-exported span holding only the attributes named in `keep`."""
 
+    _instrumentation_info = None
+    _parent = None
+    _events: Sequence[Any] = ()
+    _links: Sequence[Any] = ()
+    _end_time: int | None = None
+    _status = _UNSET
+
     def __init__(  # the fields of a span
         self,
         name: str,
@@ -142,38 +149,33 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         set_status_on_exception: bool,
     ) -> None:
         # ReadableSpan's fields, set directly: its __init__ would build a Resource when none is given.
+        # The fields every new span shares (no parent, events, links, end time, status) are class
+        # attributes below, until a span sets its own.
         self._name = name
-        self._context = context
-        self._span_context = context  # typed as always set (ReadableSpan's may be None)
+        self._context: SpanContext = context  # always set (ReadableSpan's may be None)
         self._kind = kind
         self._resource = resource
-        self._instrumentation_info = None
         self._instrumentation_scope = scope
-        self._parent = None
         self._start_time = start_time if start_time is not None else time_ns()
-        self._end_time: int | None = None
         self._attributes: dict[str, Any] = PlainAttributes()
-        self._events: Sequence[Any] = ()
-        self._links: Sequence[Any] = ()
-        self._status = _UNSET
         self._keep = keep
         self._on_ending = hooks.on_ending
         self._on_end = hooks.on_end
         self._set_status_on_exception = set_status_on_exception
 
     def get_span_context(self) -> SpanContext:
-        return self._span_context
+        return self._context
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         if key in self._keep and self._end_time is None:
             self._attributes[key] = value if type(value) in _PLAIN else _plain(value)
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
-        keep = self._keep
         if self._end_time is None:
-            for key, value in attributes.items():
-                if key in keep:
-                    self._attributes[key] = value if type(value) in _PLAIN else _plain(value)
+            own = self._attributes
+            for key in self._keep.intersection(attributes):  # in C: most given attributes are not kept
+                value = attributes[key]
+                own[key] = value if type(value) in _PLAIN else _plain(value)
 
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         """Not kept: RED does not read events, and this span is never exported."""
