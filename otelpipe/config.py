@@ -273,6 +273,12 @@ VARIABLES: tuple[Variable[Any], ...] = (
         deprecated_names=("OTELPIPE_RED_RECORD_UNSAMPLED",),
     ),
     Variable(
+        "OTELPIPE_FAST_SAMPLER_ENABLED", "fast_sampler",
+        True,
+        _parse_bool,
+        "Decide the SDK's ParentBased samplers (the default, parentbased_*) with an equivalent one-frame sampler; false keeps the SDK's.",
+    ),
+    Variable(
         "OTELPIPE_RED_EXEMPLARS_ENABLED", "red.exemplars",
         True,
         _parse_bool,
@@ -556,6 +562,7 @@ class Settings:
     strict: bool = _default("strict")
     state_dir: str | None = _default("state_dir")
     system_metrics: bool = _default("system_metrics")
+    fast_sampler: bool = _default("fast_sampler")
     red: REDSettings = field(default_factory=REDSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     redaction: RedactionSettings = field(default_factory=RedactionSettings)

@@ -336,11 +336,12 @@ def _build(settings: Settings, initialize_kwargs: dict[str, Any]) -> Pipeline:  
     log_processors.append(CorrelatingLogRecordProcessor(redactor))
 
     sampler = initialize_kwargs.pop("sampler", None) or _env_sampler()
-    # The SDK's ParentBased over its own static/ratio samplers (the default included): the same
-    # decisions in one frame instead of about a dozen calls per span. Any other sampler as given.
-    from otelpipe.processors.fast_sampling import fast_parent_based
+    if settings.fast_sampler:
+        # The SDK's ParentBased over its own static/ratio samplers (the default included): the same
+        # decisions in one frame instead of about a dozen calls per span. Any other sampler as given.
+        from otelpipe.processors.fast_sampling import fast_parent_based
 
-    sampler = fast_parent_based(sampler)
+        sampler = fast_parent_based(sampler)
     # Spans the sampler drops (even the SDK default drops those of an unsampled caller) become light
     # recording spans keeping only RED's attributes (otelpipe.processors.unsampled): exact RED for a
     # fraction of what the SDK's own RECORD_ONLY span costs.

@@ -26,6 +26,7 @@ CASES: dict[str, tuple[str, object, str, str]] = {
     "OTELPIPE_RED_UNIT": ("S", "s", "us", "one of ms, s"),
     "OTELPIPE_RED_CARDINALITY_LIMIT": ("500", 500, "0", "an integer >= 1"),
     "OTELPIPE_RED_RECORD_UNSAMPLED_ENABLED": ("off", False, "sometimes", "true or false"),
+    "OTELPIPE_FAST_SAMPLER_ENABLED": ("false", False, "fast", "true or false"),
     "OTELPIPE_RED_EXEMPLARS_ENABLED": ("1", True, "yes please", "true or false"),
     "OTELPIPE_SERVICE_GRAPH_ENABLED": ("false", False, "?", "true or false"),
     "OTELPIPE_LOG_CORRELATION_ENABLED": ("false", False, "nope", "true or false"),

@@ -453,6 +453,16 @@ def test_configure_uses_the_fast_sampler_exactly_for_sdk_parent_based(tmp_path: 
             DEFAULT_ON.get_description(),
         ),
         ({}, False, "FastParentBased", DEFAULT_ON.get_description()),  # the SDK default
+        (  # switched off: the SDK's own
+            {
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.25",
+                "OTELPIPE_FAST_SAMPLER_ENABLED": "false",
+            },
+            False,
+            "ParentBasedTraceIdRatio",
+            ParentBasedTraceIdRatio(0.25).get_description(),
+        ),
         ({"OTEL_TRACES_SAMPLER": "always_on"}, False, "_AlwaysOn", ALWAYS_ON.get_description()),
         (
             {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
