@@ -27,7 +27,6 @@ series of both paths on the same requests).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from time import time_ns
 from typing import Any
 
@@ -40,7 +39,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 from packaging.version import InvalidVersion, Version
 
-from otelpipe.processors.unsampled import UnsampledSpan
+from otelpipe.processors.unsampled import QuietSpan, UnsampledSpan
 
 # The context key the span lives under: one dict lookup instead of get_current_span's two calls
 # (None, if an API ever keeps it elsewhere: the public call).
@@ -177,20 +176,11 @@ def _closes_every_request(scope: str, version: str | None) -> bool:
         return False
 
 
-class QuietServerSpan(UnsampledSpan):
+class QuietServerSpan(QuietSpan):
     """A dropped server span: not recording, counted by RED once ended and measured."""
 
     _measured = False
     _ended = False
-
-    def is_recording(self) -> bool:
-        return False
-
-    def set_attribute(self, key: str, value: types.AnyValue) -> None:
-        """Not recording: the instrumentation does not call it (a hook might; ignored like the SDK's)."""
-
-    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
-        """Not recording, as `set_attribute`."""
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
@@ -230,10 +220,3 @@ class QuietServerSpan(UnsampledSpan):
             if self._status.status_code is StatusCode.UNSET:
                 self._status = _ERROR  # the app raised: no response, no duration recorded
             self._hand_over()
-
-    def _hand_over(self) -> None:
-        for on_ending in self._on_ending:
-            on_ending(self)
-        for on_end in self._on_end:
-            on_end(self)
-

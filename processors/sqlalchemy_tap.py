@@ -38,10 +38,9 @@ from time import time_ns
 from typing import Any
 
 from opentelemetry.trace.status import Status, StatusCode
-from opentelemetry.util import types
 from packaging.version import InvalidVersion, Version
 
-from otelpipe.processors.unsampled import UnsampledSpan, _plain
+from otelpipe.processors.unsampled import QuietSpan, _plain
 
 __all__ = ["SCOPE", "QuietQuerySpan", "SqlAlchemyTap", "sqlalchemy_tap"]
 
@@ -55,20 +54,11 @@ _MAX_ENGINES = 64  # cached descriptions; past it the dead engines' entries are 
 _log = logging.getLogger("otelpipe")
 
 
-class QuietQuerySpan(UnsampledSpan):
+class QuietQuerySpan(QuietSpan):
     """A dropped query span: not recording, counted by RED once ended and described."""
 
     _described = False
     _tap: SqlAlchemyTap
-
-    def is_recording(self) -> bool:
-        return False
-
-    def set_attribute(self, key: str, value: types.AnyValue) -> None:
-        """Not recording: the instrumentation does not call it (a hook might; ignored like the SDK's)."""
-
-    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
-        """Not recording, as `set_attribute`."""
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
@@ -90,12 +80,6 @@ class QuietQuerySpan(UnsampledSpan):
             self._status = _ERROR
         if self._end_time is not None:
             self._hand_over()
-
-    def _hand_over(self) -> None:
-        for on_ending in self._on_ending:
-            on_ending(self)
-        for on_end in self._on_end:
-            on_end(self)
 
 
 class SqlAlchemyTap:

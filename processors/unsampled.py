@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from otelpipe.processors.server_metrics_tap import ServerMetricsTap
     from otelpipe.processors.sqlalchemy_tap import SqlAlchemyTap
 
-__all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "UnsampledSpan"]
+__all__ = ["LightUnsampledTracerProvider", "PlainAttributes", "QuietSpan", "UnsampledSpan"]
 
 _UNSET = Status(StatusCode.UNSET)
 # An UnsampledSpan keeps no status description, so one shared Status per code does.
@@ -226,6 +226,28 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         if exc_val is not None and self._set_status_on_exception and self.is_recording():
             self.set_status(StatusCode.ERROR)
         super().__exit__(exc_type, exc_val, exc_tb)
+
+
+class QuietSpan(UnsampledSpan):
+    """A dropped span that does not record: its instrumentation skips the attribute work it does only
+    for a recording span, and a tap that knows what RED needs (a measurement, an engine) completes it
+    and hands it over (`otelpipe.processors.server_metrics_tap`, `otelpipe.processors.sqlalchemy_tap`)."""
+
+    def is_recording(self) -> bool:
+        return False
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        """Not recording: the instrumentation does not call it (a hook might; ignored like the SDK's)."""
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        """Not recording, as `set_attribute`."""
+
+    def _hand_over(self) -> None:
+        """To the span processors' hooks, as `end()` does for a light span."""
+        for on_ending in self._on_ending:
+            on_ending(self)
+        for on_end in self._on_end:
+            on_end(self)
 
 
 class _LightTracer(trace_api.Tracer):
