@@ -148,6 +148,14 @@ def _sampled(pipeline: Any) -> dict[str, Any]:
     return {"sampled": sampled, "red_calls": sum(s.calls for s in pipeline.red_store.snapshot().series)}
 
 
+def _sampler(pipeline: Any) -> dict[str, Any]:
+    """The tracer provider's sampler class, and the decision it makes for a root span."""
+    provider: Any = trace.get_tracer_provider()
+    with trace.get_tracer("wiring.probe").start_as_current_span("root") as span:
+        sampled = span.get_span_context().trace_flags.sampled
+    return {"class": type(provider.sampler).__name__, "sampled": sampled}
+
+
 def _metric_tick(pipeline: Any) -> dict[str, Any]:
     """Set an app metric, run one evaluation tick, name the incidents it opened."""
     from opentelemetry import metrics
@@ -202,6 +210,7 @@ SCENARIOS = {
     "forked": _forked,
     "exports": _exports,
     "sampled": _sampled,
+    "sampler": _sampler,
     "metric_tick": _metric_tick,
 }
 

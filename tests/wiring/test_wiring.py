@@ -460,3 +460,12 @@ def test_state_dir_whose_incident_database_cannot_open_keeps_both_in_memory(tmp_
     assert out["incidents"]["evaluation"] is True
     assert not out["incidents"]["persistent_windows"] and not out["incidents"]["persistent_incidents"]
     assert "OTELPIPE_STATE_DIR" in output
+
+
+def test_fast_sampler_switch_keeps_the_sdk_sampler() -> None:
+    """The default ParentBased sampler is decided by otelpipe's equivalent unless switched off."""
+    on, _ = probe({}, "sampler")
+    off, _ = probe({"OTELPIPE_FAST_SAMPLER_ENABLED": "false"}, "sampler")
+    assert on["sampler"] == {"class": "FastParentBased", "sampled": True}
+    assert off["sampler"]["class"] != "FastParentBased"
+    assert off["sampler"]["sampled"] is True  # the same decision either way
