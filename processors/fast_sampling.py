@@ -28,11 +28,10 @@ result's `attributes` is never even read; `AlwaysRecordSampler` and otelpipe's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
@@ -50,6 +49,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from otelpipe.diagnostics import warn_limited
+from otelpipe.processors.context_reads import SPAN_CONTEXT_UNPACKS, SPAN_KEY, current_context
 
 __all__ = ["FastParentBased", "check_fast_sampler", "fast_parent_based"]
 
@@ -86,26 +86,6 @@ _PARENT_BASED = _sdk_classes(
 _STATIC = _sdk_classes(StaticSampler, ("StaticSampler", "_AlwaysOn", "_AlwaysOff"))
 
 
-def _context_getter() -> Callable[[], Mapping[str, object]]:
-    """The current context in one C-level `ContextVar.get`, or the public API if the SDK stores it otherwise."""
-    var = getattr(getattr(context_api, "_RUNTIME_CONTEXT", None), "_current_context", None)
-    if isinstance(var, ContextVar):
-        getter: Callable[[], Mapping[str, object]] = var.get
-        return getter
-    return context_api.get_current
-
-
-def _span_key() -> str | None:
-    """The context key of the current span (`get_current_span` reads it), if it is still where it was."""
-    key = getattr(trace_api.propagation, "_SPAN_KEY", None)
-    probe = NonRecordingSpan(trace_api.INVALID_SPAN_CONTEXT)
-    try:
-        found = isinstance(key, str) and trace_api.set_span_in_context(probe, Context()).get(key) is probe
-    except Exception:  # import-time probes never fail the import: the public API is used instead
-        found = False
-    return key if found else None
-
-
 def _field_span_types() -> frozenset[type]:
     """Span types whose `get_span_context()` is `self._context`: the field is read without the call."""
     context = SpanContext(1, 2, is_remote=False)
@@ -123,30 +103,10 @@ def _field_span_types() -> frozenset[type]:
         return frozenset()
 
 
-def _layout_holds() -> bool:
-    """Whether `SpanContext` is still the tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)."""
-    try:
-        flags = TraceFlags(TraceFlags.SAMPLED)
-        state = TraceState([("k", "v")])
-        context = SpanContext(1, 2, is_remote=True, trace_flags=flags, trace_state=state)
-    except Exception:  # no fast path: the SDK's ParentBased is used as given
-        return False
-    return (
-        isinstance(context, tuple)
-        and len(context) == 6
-        and context[2] is context.is_remote is True
-        and context[3] is context.trace_flags is flags
-        and context[4] is context.trace_state is state
-        and context[5] is context.is_valid is True
-        and TraceFlags(1).sampled is True
-        and TraceFlags(0).sampled is False
-    )
-
-
-_current_context = _context_getter()
-_SPAN_KEY = _span_key()
+_current_context = current_context  # module names: the tests break them here
+_SPAN_KEY = SPAN_KEY
 _FIELD_SPANS = _field_span_types()
-_AVAILABLE = _layout_holds()
+_AVAILABLE = SPAN_CONTEXT_UNPACKS
 
 
 def _rule(delegate: Sampler) -> _Rule | None:

@@ -15,16 +15,14 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry.context import Context
 from opentelemetry.trace import (
-    INVALID_SPAN,
     INVALID_SPAN_CONTEXT,
-    NonRecordingSpan,
     SpanContext,
     TraceFlags,
     get_current_span,
-    set_span_in_context,
 )
 
-from otelpipe.processors.request_id import _REQUEST_ID, _context_getter, get_request_id
+from otelpipe.processors.context_reads import SPAN_CONTEXT_UNPACKS, SPAN_KEY, current_context
+from otelpipe.processors.request_id import _REQUEST_ID, get_request_id
 
 _logger = logging.getLogger("otelpipe.logs")
 
@@ -84,44 +82,8 @@ def _outside_fields(static: _Fields) -> _Fields:
 _SAMPLED = int(TraceFlags.SAMPLED)
 
 
-def _span_key() -> str | None:
-    """The context key the current span lives under, learnt through the public API.
-
-    ``get_current_span(ctx)`` is two Python calls per record around one ``ctx.get``; the key itself
-    is private (``opentelemetry.trace.propagation._SPAN_KEY``), so it is read off a context that
-    ``set_span_in_context`` built. None (the public call is used) if that context is not the
-    one-key mapping it is today.
-    """
-    keys = list(set_span_in_context(INVALID_SPAN, Context()))
-    if len(keys) != 1 or not isinstance(keys[0], str):
-        return None
-    span = NonRecordingSpan(SpanContext(1, 1, False))
-    return keys[0] if get_current_span(Context({keys[0]: span})) is span else None
-
-
-def _span_context_unpacks() -> bool:
-    """Whether a SpanContext unpacks as (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
-
-    It is a tuple subclass whose properties index into it; unpacking it costs no Python call where
-    the five property reads cost five. Checked on a real one at import, else the properties are used.
-    """
-    try:
-        probe = SpanContext(0x1234, 0x56, False, TraceFlags(TraceFlags.SAMPLED))
-        trace_id, span_id, is_remote, flags, trace_state, valid = probe  # type: ignore[misc]
-    except Exception:
-        return False
-    return (trace_id, span_id, is_remote, flags, trace_state, valid) == (
-        probe.trace_id,
-        probe.span_id,
-        probe.is_remote,
-        probe.trace_flags,
-        probe.trace_state,
-        probe.is_valid,
-    ) and valid is True
-
-
-_SPAN_KEY = _span_key()
-_UNPACK_SPAN_CONTEXT = _span_context_unpacks()
+_SPAN_KEY = SPAN_KEY  # module names: the tests turn the fast reads off here
+_UNPACK_SPAN_CONTEXT = SPAN_CONTEXT_UNPACKS
 
 
 class _Correlator:
@@ -193,7 +155,7 @@ class _Failures:
 
 
 def _make_factory(previous: Callable[..., logging.LogRecord], correlator: _Correlator) -> Callable[..., Any]:
-    get_current = _context_getter()
+    get_current = current_context
     request_id = _REQUEST_ID.get
 
     def otelpipe_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:

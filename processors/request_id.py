@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, MutableSequence
+from collections.abc import Mapping, MutableSequence
 from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry import baggage
-from opentelemetry import context as context_api
 from opentelemetry.context import Context
+
+from otelpipe.processors.context_reads import current_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 BAGGAGE_KEY = "request.id"
@@ -27,21 +28,6 @@ _LOWER_HEADER = REQUEST_ID_HEADER.lower()
 _VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 _REQUEST_ID: ContextVar[str] = ContextVar("otelpipe_request_id", default="")
-
-
-def _context_getter() -> Callable[[], Context]:
-    """The fastest way to read the current OTel context.
-
-    ``context.get_current()`` costs two Python calls; the default runtime context keeps the value
-    in a ContextVar whose C-level ``get`` is much cheaper. Fall back to the public API if the SDK
-    ever stores it differently.
-    """
-    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    if isinstance(var, ContextVar):
-        getter: Callable[[], Context] = var.get
-        return getter
-    return context_api.get_current
 
 
 def _baggage_key() -> str | None:
@@ -58,7 +44,7 @@ def _baggage_key() -> str | None:
     return keys[0] if baggage.get_baggage(BAGGAGE_KEY, Context({keys[0]: {BAGGAGE_KEY: "x"}})) == "x" else None
 
 
-_current_context = _context_getter()
+_current_context = current_context
 _BAGGAGE_KEY = _baggage_key()
 
 

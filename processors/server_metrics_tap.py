@@ -34,16 +34,16 @@ from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.trace import propagation as trace_propagation
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 from packaging.version import InvalidVersion, Version
 
+from otelpipe.processors.context_reads import SPAN_KEY
 from otelpipe.processors.unsampled import QuietSpan, UnsampledSpan
 
 # The context key the span lives under: one dict lookup instead of get_current_span's two calls
 # (None, if an API ever keeps it elsewhere: the public call).
-_SPAN_KEY: str | None = getattr(trace_propagation, "_SPAN_KEY", None)
+_SPAN_KEY = SPAN_KEY
 
 __all__ = ["TAPPED_SCOPES", "QuietServerSpan", "ServerMetricsTap", "TappingMeterProvider"]
 
