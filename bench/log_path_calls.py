@@ -7,12 +7,17 @@ exporters to a closed port (nothing is sent during the run); only the `log.info`
 With --instructions the same log call is counted in machine instructions under valgrind's
 callgrind instead: only the `log.info` call runs inside `operator.call`, and callgrind collects
 only inside that C function (`--toggle-collect`), so nothing else of the request is counted.
-Run: .venv/bin/python bench/log_path_calls.py [--requests N] [--top N] [--instructions]
+With --parts each stage of the log path is counted the same way, alone (it alone runs inside
+`operator.call`): the record factory chain (the LogRecord and every factory wrapping it), the
+redaction filter, the OTel bridge handler's emit (the whole OTLP path, processors included) and
+otelpipe's log processor, so a change to one stage can be weighed where it happens.
+Run: .venv/bin/python bench/log_path_calls.py [--requests N] [--top N] [--instructions] [--parts]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -51,7 +56,11 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
         client.get(f"/item/{i % 100}")
     count = int(os.environ["BENCH_REQUESTS"])
     if os.environ.get("BENCH_CALLGRIND"):
-        counted = True
+        part = os.environ.get("BENCH_PART", "")
+        counted = not part
+        if part and not _count_part_only(part):
+            print(json.dumps({"pid": os.getpid(), "absent": True}))
+            return
         for i in range(count):
             client.get(f"/item/{i % 100}")
         print(json.dumps({"pid": os.getpid()}))
@@ -68,7 +77,53 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     print(f"{stats.total_calls / count:.1f}")
 
 
-def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0, callgrind: bool = False) -> str:
+def _count_part_only(part: str) -> bool:  # pragma: no cover - runs under opentelemetry-instrument
+    """Route one stage of the log path through `operator.call`, the only place callgrind counts.
+
+    False when this setup has no such stage (the stock distro has no redaction filter).
+    """
+    import logging
+    import operator
+
+    from opentelemetry._logs import get_logger_provider
+
+    root = logging.getLogger()
+    if part == "factory":
+        factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(lambda *args, **kwargs: operator.call(factory, *args, **kwargs))
+        return True
+    found = False
+    if part == "filter":
+        for handler in root.handlers:
+            for log_filter in handler.filters:
+                if type(log_filter).__name__ == "RedactingFilter":
+                    log_filter.filter = functools.partial(operator.call, log_filter.filter)  # type: ignore[method-assign]
+                    found = True
+    elif part == "bridge":
+        for handler in root.handlers:
+            if type(handler).__module__.startswith("opentelemetry."):
+                handler.emit = functools.partial(operator.call, handler.emit)  # type: ignore[method-assign]
+                found = True
+    elif part == "processor":
+        multi = getattr(get_logger_provider(), "_multi_log_record_processor", None)
+        for processor in getattr(multi, "_log_record_processors", ()):
+            if type(processor).__module__.startswith("otelpipe."):
+                processor.on_emit = functools.partial(operator.call, processor.on_emit)
+                found = True
+    return found
+
+
+_PARTS = {
+    "factory": "record factory chain (LogRecord included)",
+    "filter": "otelpipe redaction filter",
+    "bridge": "OTel bridge emit (OTLP path, processors included)",
+    "processor": "otelpipe log processor",
+}
+
+
+def _calls(
+    otelpipe: bool, requests: int, workdir: Path, top: int = 0, callgrind: bool = False, part: str = ""
+) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
         OTEL_SERVICE_NAME="log-path-calls",
@@ -83,6 +138,7 @@ def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0, callgrind
         BENCH_DB=str(workdir / "items.db"),
         BENCH_REQUESTS=str(requests),
         BENCH_TOP=str(top),
+        BENCH_PART=part,
     )
     if otelpipe:
         env.update(OTEL_PYTHON_DISTRO="otelpipe", OTEL_PYTHON_CONFIGURATOR="otelpipe")
@@ -115,7 +171,10 @@ def _calls(otelpipe: bool, requests: int, workdir: Path, top: int = 0, callgrind
     )
     lines = out.stdout.strip().splitlines()
     if callgrind:
-        pid = json.loads(lines[-1])["pid"]
+        result = json.loads(lines[-1])
+        pid = result["pid"]
+        if result.get("absent"):
+            return "-"
         text = Path(f"{out_file}.{pid}-01").read_text()  # thread 1: the main (request) thread
         totals = next(line for line in text.splitlines() if line.startswith(("totals:", "summary:")))
         return f"{int(totals.split()[1]) / requests:,.0f}"
@@ -129,6 +188,9 @@ def main() -> None:
     parser.add_argument(
         "--instructions", action="store_true", help="count machine instructions per log call (callgrind)"
     )
+    parser.add_argument(
+        "--parts", action="store_true", help="count each stage of the log path alone (callgrind)"
+    )
     parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:
@@ -136,8 +198,20 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        if args.parts:
+            print(
+                "Instructions per log record, per stage (one log.info inside a Flask request, 1 % sampling)"
+            )
+            print(f"  {'stage':52}  {'stock':>9}  {'otelpipe':>9}")
+            for part, label in _PARTS.items():
+                stock = _calls(False, args.requests, workdir, callgrind=True, part=part)
+                mine = _calls(True, args.requests, workdir, callgrind=True, part=part)
+                print(f"  {label:52}  {stock:>9}  {mine:>9}", flush=True)
+            return
         if args.instructions:
-            print("Instructions per log record (one log.info inside a Flask request, 1 % sampling, callgrind)")
+            print(
+                "Instructions per log record (one log.info inside a Flask request, 1 % sampling, callgrind)"
+            )
             stock = _calls(False, args.requests, workdir, callgrind=True)
             print(f"  stock opentelemetry-distro  {stock}", flush=True)
             mine = _calls(True, args.requests, workdir, callgrind=True)
