@@ -9,8 +9,9 @@ callgrind instead: only the `log.info` call runs inside `operator.call`, and cal
 only inside that C function (`--toggle-collect`), so nothing else of the request is counted.
 With --parts each stage of the log path is counted the same way, alone (it alone runs inside
 `operator.call`): the record factory chain (the LogRecord and every factory wrapping it), the
-redaction filter, the OTel bridge handler's emit (the whole OTLP path, processors included) and
-otelpipe's log processor, so a change to one stage can be weighed where it happens.
+redaction filter, the OTel bridge handler's emit (the whole OTLP path, processors included),
+otelpipe's log processor and the batch export processor, so a change to one stage can be weighed
+where it happens.
 Run: .venv/bin/python bench/log_path_calls.py [--requests N] [--top N] [--instructions] [--parts]
 """
 
@@ -104,11 +105,15 @@ def _count_part_only(part: str) -> bool:  # pragma: no cover - runs under opente
             if type(handler).__module__.startswith("opentelemetry."):
                 handler.emit = functools.partial(operator.call, handler.emit)  # type: ignore[method-assign]
                 found = True
-    elif part == "processor":
+    elif part in ("processor", "batch"):
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
         multi = getattr(get_logger_provider(), "_multi_log_record_processor", None)
         for processor in getattr(multi, "_log_record_processors", ()):
-            if type(processor).__module__.startswith("otelpipe."):
-                processor.on_emit = functools.partial(operator.call, processor.on_emit)
+            if (part == "batch" and isinstance(processor, BatchLogRecordProcessor)) or (
+                part == "processor" and type(processor).__name__ == "CorrelatingLogRecordProcessor"
+            ):
+                processor.on_emit = functools.partial(operator.call, processor.on_emit)  # type: ignore[method-assign]
                 found = True
     return found
 
@@ -117,7 +122,8 @@ _PARTS = {
     "factory": "record factory chain (LogRecord included)",
     "filter": "otelpipe redaction filter",
     "bridge": "OTel bridge emit (OTLP path, processors included)",
-    "processor": "otelpipe log processor",
+    "processor": "otelpipe log processor (request id, redaction)",
+    "batch": "batch export processor (SDK's; otelpipe's counts drops)",
 }
 
 
