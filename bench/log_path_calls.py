@@ -95,11 +95,13 @@ def _count_part_only(part: str) -> bool:  # pragma: no cover - runs under opente
         return True
     found = False
     if part == "filter":
-        for handler in root.handlers:
-            for log_filter in handler.filters:
-                if type(log_filter).__name__ == "RedactingFilter":
-                    log_filter.filter = functools.partial(operator.call, log_filter.filter)  # type: ignore[method-assign]
-                    found = True
+        # One filter object may sit on several handlers: wrap it once, since callgrind's toggle
+        # would switch collection off inside a nested `operator.call`.
+        filters = {id(f): f for handler in root.handlers for f in handler.filters}
+        for log_filter in filters.values():
+            if type(log_filter).__name__ == "RedactingFilter":
+                log_filter.filter = functools.partial(operator.call, log_filter.filter)  # type: ignore[method-assign]
+                found = True
     elif part == "bridge":
         for handler in root.handlers:
             if type(handler).__module__.startswith("opentelemetry."):
