@@ -13,6 +13,12 @@ allocation happens per span; everything costly (decoding keys into dimension nam
 ids) is deferred to `snapshot()`, which readers call a few times a minute. Encoding a key (`record`)
 and decoding it (`snapshot`) live in the same class, so the key layout is private to it.
 
+Service-graph edges cost nothing extra per span while they fit the cardinality limit: a client or
+producer span's key also holds the attributes its edge is made of (peer, server address, database
+and messaging system), so each such series knows its edge, and `snapshot()` derives the edges from
+those series. Past the limit of such keys, a span is counted under its plain key and its edge on its
+own (`_record_edge`), with the same result.
+
 Error rule (as the Collector's spanmetrics plus the HTTP semantic conventions): a span counts as an
 error when its status is ERROR, or when it is a SERVER span whose status is UNSET and whose
 `http.response.status_code` (or legacy `http.status_code`) is >= 500. Its `status.code` dimension
@@ -220,8 +226,8 @@ class REDStore:
     `snapshot()` for metric readers, SLO windows and incident evidence, `reset_after_fork()` (called
     for every live store by this module's one fork hook), and its settings as attributes
     (`boundaries`, `cardinality_limit`, `dimensions`, `exemplars`, `span_kinds`, `service_graph`,
-    `attribute_names`; the pipeline sets `label_redactor`). Memory is O(series x buckets): at most `cardinality_limit` span series plus one overflow series, and the
-    same for service-graph edges.
+    `attribute_names`; the pipeline sets `label_redactor`). Memory is O(series x buckets): at most `cardinality_limit` span series plus one overflow series, the
+    same for service-graph edges, and as many client and producer series keyed with their edge.
     """
 
     def __init__(
@@ -276,6 +282,17 @@ class REDStore:
             self._dimension_slots.append((name, tuple(slots)))
         self._attribute_keys: tuple[str, ...] = tuple(lookup)
         self._default_layout = self._attribute_keys == _DEFAULT_ATTRIBUTE_KEYS
+        # A client or producer span's key also carries what its service-graph edge is made of (the
+        # edge attributes the dimensions do not already read), so the edge is derived from the span's
+        # series at snapshot time instead of being counted per span (`_edge_key`).
+        self._base_length = 2 + len(lookup)
+        edge_names = (*_EDGE_ATTRIBUTES, _MESSAGING_SYSTEM)
+        self._edge_extension: tuple[str, ...] = tuple(name for name in edge_names if name not in lookup)
+        self._edge_lookup: tuple[str, ...] = (*lookup, *self._edge_extension)
+        self._edge_slots: tuple[int, ...] = tuple(2 + self._edge_lookup.index(name) for name in edge_names)
+        self._edge_kinds = tuple(
+            service_graph and value in (_CLIENT, _PRODUCER) for value in range(len(_KIND_NAMES))
+        )
         self._bounds_ns = [round(bound * 1e9) for bound in self.boundaries]
         self._log = _RateLimitedLog()
         # Masks secrets in series labels (a span name can hold one) at snapshot time, not per span.
@@ -313,6 +330,8 @@ class REDStore:
         ] = {}
         self._admitted: set[tuple[Any, ...]] = set()  # keys with a series (global cardinality)
         self._admitted_edges: set[tuple[Any, ...]] = set()
+        # Keys of client and producer spans that carry their edge (bounded like the other two sets).
+        self._admitted_carriers: set[tuple[Any, ...]] = set()
         self._overflow_warned = False
         # Read in one go by record(): the thread id function, the shard table and the bucket bounds.
         self._hot = (threading.get_ident, self._shards, self._bounds_ns)
@@ -365,8 +384,30 @@ class REDStore:
             origin = cache[1] if cache[0] is resource else self._resource_index(resource)
             # One int for origin, kind and status: fewer tuple elements to hash per span.
             head = origin * 16 + kind * 3 + status
-            if self._default_layout:  # spelled out: twice as fast as *map(get, keys)
-                key: tuple[Any, ...] = (
+            edge_kind = self._edge_kinds[kind]
+            key: tuple[Any, ...]
+            if not self._default_layout:
+                key = (head, span._name, *map(get, self._edge_lookup if edge_kind else self._attribute_keys))
+            elif edge_kind:  # spelled out: twice as fast as *map(get, keys)
+                key = (
+                    head,
+                    span._name,
+                    get("http.request.method"),
+                    get("http.method"),
+                    get("http.route"),
+                    code,
+                    legacy_code,
+                    get("rpc.service"),
+                    get("rpc.method"),
+                    get("db.system"),
+                    get("db.system.name"),
+                    get("peer.service"),
+                    get("server.address"),
+                    get("net.peer.name"),
+                    get(_MESSAGING_SYSTEM),
+                )
+            else:
+                key = (
                     head,
                     span._name,
                     get("http.request.method"),
@@ -379,8 +420,6 @@ class REDStore:
                     get("db.system"),
                     get("db.system.name"),
                 )
-            else:
-                key = (head, span._name, *map(get, self._attribute_keys))
             get_ident, shards, bounds = self._hot
             tables = shards.get(get_ident())
             if tables is None:
@@ -391,9 +430,12 @@ class REDStore:
                 context = INVALID_SPAN_CONTEXT
             exemplar_mask = self._exemplar_mask
             sampled = context[3] & exemplar_mask  # trace flags: sampled bit
-            series = tables[0].get(key)
+            table = tables[0]
+            series = table.get(key)
+            carried = True  # a series found under an edge-carrying key: its edge is derived at snapshot
             if series is None:
-                series = self._admit(tables[0], key)
+                series = self._admit(table, key, carrier=edge_kind)
+                carried = table.get(key) is series
             # No lock: only this thread writes to its own series.
             series[0] += 1
             series[1] += duration
@@ -406,7 +448,7 @@ class REDStore:
                 series[5][bucket] = (context, duration, end)
             if status == _ERROR and exemplar_mask and context[5]:  # is_valid
                 series[6][bucket] = (context, duration, end)
-            if self.service_graph and kind in (_CLIENT, _PRODUCER):
+            if edge_kind and not carried:  # past a cardinality limit: the edge is counted on its own
                 client = self._origins[origin][0]
                 entry = (context, duration, end) if sampled else None
                 self._record_edge(tables[1], client, kind, status, get, duration, bucket, entry)
@@ -432,19 +474,10 @@ class REDStore:
         sampled_entry: Any,
     ) -> None:
         peer, address, legacy_address, db_system, db_system_name = map(get, _EDGE_ATTRIBUTES)
-        database = db_system or db_system_name
-        server = peer or address or legacy_address or database
-        if server is None:
+        messaging = get(_MESSAGING_SYSTEM)
+        key = _edge_key(client, kind, status, peer, address, legacy_address, db_system, db_system_name, messaging)
+        if key is None:
             return
-        if database is not None:
-            connection_type = "database"
-        elif kind == _PRODUCER or get(_MESSAGING_SYSTEM) is not None:
-            connection_type = "messaging_system"
-        else:
-            connection_type = ""
-        if type(server) is not str:  # strings (nearly always) are hashable: no call for them
-            server = _hashable(server)
-        key = (client, server, connection_type, status == _ERROR)
         edge = table.get(key)
         if edge is None:
             edge = self._admit(table, key, edge=True)
@@ -503,11 +536,47 @@ class REDStore:
                     known = target.get(key)
                     target[key] = _copy(data) if known is None else _combine(known, data)
 
+    def _carried_edge(self, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The service-graph edge key of an edge-carrying span key (None: the span has no peer)."""
+        origin, kind_status = divmod(key[0], 16)
+        kind, status = divmod(kind_status, 3)
+        peer, address, legacy_address, db_system, db_system_name, messaging = (key[slot] for slot in self._edge_slots)
+        client = self._origins[origin][0]
+        return _edge_key(client, kind, status, peer, address, legacy_address, db_system, db_system_name, messaging)
+
     def _admit(
-        self, table: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], *, edge: bool = False
+        self,
+        table: dict[tuple[Any, ...], list[Any]],
+        key: tuple[Any, ...],
+        *,
+        edge: bool = False,
+        carrier: bool = False,
     ) -> list[Any]:
-        """Series for a key not yet in this thread's `table`: a new one, or the overflow series."""
+        """Series for a key not yet in this thread's `table`: a new one, or the overflow series.
+
+        A `carrier` key (a client or producer span's, with its edge attributes) gets a series of
+        its own while its span series, its edge and the carrier keys are each within the
+        cardinality limit; otherwise the span is counted under its key without the edge parts, and
+        `record` sees that no series sits under the carrier key and counts the edge on its own.
+        """
         with self._lock:
+            if carrier:
+                base = key[: self._base_length]
+                limit = self.cardinality_limit
+                carriers, admitted, edges = self._admitted_carriers, self._admitted, self._admitted_edges
+                if key in carriers or (len(carriers) < limit and (base in admitted or len(admitted) < limit)):
+                    edge_key = self._carried_edge(key)
+                    if key in carriers or edge_key is None or edge_key in edges or len(edges) < limit:
+                        carriers.add(key)
+                        admitted.add(base)
+                        if edge_key is not None:
+                            edges.add(edge_key)
+                        series = table[key] = _new_series(len(self._bounds_ns) + 1)
+                        return series
+                key = base
+                known = table.get(key)
+                if known is not None:
+                    return known
             admitted = self._admitted_edges if edge else self._admitted
             if key in admitted or len(admitted) < self.cardinality_limit:
                 admitted.add(key)
@@ -547,6 +616,12 @@ class REDStore:
             overflow_spans = self._overflow_spans
             skipped = self._skipped_spans
         series = _merge(self._decode_series(key, data, start) for key, data in raw_series)
+        base_length = self._base_length
+        raw_edges.extend(
+            (edge_key, [*data[:_LAST_ERROR], [None] * len(data[_LAST_ERROR])])  # no error exemplars on edges
+            for key, data in raw_series
+            if len(key) > base_length and key != _OVERFLOW_KEY and (edge_key := self._carried_edge(key)) is not None
+        )
         edges = _merge(self._decode_edge(key, data, start) for key, data in raw_edges)
         return REDSnapshot(
             boundaries=self.boundaries,
@@ -594,6 +669,33 @@ class REDStore:
         if self.label_redactor is not None:  # `server` is a span attribute: unsampled ones are raw
             attributes = self.label_redactor(attributes)
         return _stats(attributes, data, start, error=failed)
+
+
+def _edge_key(
+    client: str,
+    kind: int,
+    status: int,
+    peer: Any,
+    address: Any,
+    legacy_address: Any,
+    db_system: Any,
+    db_system_name: Any,
+    messaging_system: Any,
+) -> tuple[Any, ...] | None:
+    """A client or producer span's service-graph edge, as the servicegraph connector names it."""
+    database = db_system or db_system_name
+    server = peer or address or legacy_address or database
+    if server is None:
+        return None
+    if database is not None:
+        connection_type = "database"
+    elif kind == _PRODUCER or messaging_system is not None:
+        connection_type = "messaging_system"
+    else:
+        connection_type = ""
+    if type(server) is not str:  # strings (nearly always) are hashable: no call for them
+        server = _hashable(server)
+    return (client, server, connection_type, status == _ERROR)
 
 
 def _hashable(value: object) -> object:

@@ -407,6 +407,94 @@ def test_service_graph_edges() -> None:
     assert all(e.attributes["client"] == "shop" for e in store.snapshot().edges)
 
 
+def edge_calls(snapshot: REDSnapshot) -> dict[tuple[Any, ...], int]:
+    return {
+        (e.attributes.get("server"), e.attributes.get("connection_type"), e.attributes.get("failed"),
+         e.attributes.get("otel.metric.overflow")): e.calls
+        for e in snapshot.edges
+    }
+
+
+def test_edges_stay_exact_when_edge_carrying_keys_pass_the_cardinality_limit() -> None:
+    """A client span's key carries its edge attributes until the limit; past it the edge is counted on
+    its own, so the same span series and edges come out either way."""
+    store, tracer = make(store=REDStore(cardinality_limit=2, clock=FakeClock()))
+    for host in ("h1", "h2", "h3", "h4"):  # four edge-carrying keys, one span series, one edge
+        emit(tracer, "GET", kind=SpanKind.CLIENT, attributes={"peer.service": "x", "server.address": host})
+    emit(tracer, "GET", kind=SpanKind.CLIENT, attributes={"peer.service": "x", "server.address": "h4"})
+    snap = store.snapshot()
+    assert [(s.attributes["span.name"], s.calls) for s in snap.series] == [("GET", 5)]
+    assert edge_calls(snap) == {("x", None, False, None): 5}
+    assert len(store._admitted_carriers) == 2  # bounded: the others took the separate edge path
+    # Past the edge limit too: the third server folds into the edge overflow series, as before.
+    for server in ("y", "z"):
+        emit(tracer, "GET", kind=SpanKind.CLIENT, attributes={"peer.service": server})
+    assert edge_calls(store.snapshot()) == {
+        ("x", None, False, None): 5,
+        ("y", None, False, None): 1,
+        (None, None, None, True): 1,
+    }
+
+
+edge_attribute_values = st.one_of(st.none(), st.sampled_from(["", "a", "b"]), st.integers(0, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(
+            st.sampled_from([SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.SERVER, SpanKind.INTERNAL]),
+            st.sampled_from(["GET", "send", "SELECT"]),
+            st.booleans(),
+            st.dictionaries(
+                st.sampled_from(
+                    ["peer.service", "server.address", "net.peer.name", "db.system", "db.system.name",
+                     "messaging.system", "http.route"]
+                ),
+                edge_attribute_values,
+            ),
+        ),
+        max_size=12,
+    ),
+    limit=st.sampled_from([1, 2, 3, 2000]),
+)
+def test_edges_equal_the_servicegraph_rule_per_span_at_any_cardinality_limit(
+    spans: list[tuple[SpanKind, str, bool, dict[str, Any]]], limit: int
+) -> None:
+    """Edges derived from the span series at snapshot time count exactly what the rule gives span
+    by span: server = peer.service, server.address, net.peer.name or the database system."""
+    store, tracer = make(store=REDStore(cardinality_limit=limit, clock=FakeClock()))
+    expected: dict[tuple[Any, ...], int] = {}
+    for kind, name, failed, attributes in spans:
+        emit(tracer, name, kind=kind, attributes=attributes, status=StatusCode.ERROR if failed else None)
+        if kind not in (SpanKind.CLIENT, SpanKind.PRODUCER):
+            continue
+        get = attributes.get
+        database = get("db.system") or get("db.system.name")
+        server = get("peer.service") or get("server.address") or get("net.peer.name") or database
+        if server is None:
+            continue
+        if database is not None:
+            connection_type = "database"
+        elif kind is SpanKind.PRODUCER or get("messaging.system") is not None:
+            connection_type = "messaging_system"
+        else:
+            connection_type = None
+        edge = (server, connection_type, failed, None)
+        expected[edge] = expected.get(edge, 0) + 1
+    snap = store.snapshot()
+    got = edge_calls(snap)
+    assert sum(s.calls for s in snap.series) == len(spans)
+    if limit >= 2000:
+        assert got == expected
+    else:  # the first `limit` edges, the rest in the overflow series: the totals agree
+        overflow = got.pop((None, None, None, True), 0)
+        assert len(got) <= limit
+        assert all(expected.get(edge) == calls for edge, calls in got.items())  # admitted edges: exact
+        assert sum(got.values()) + overflow == sum(expected.values())
+        assert overflow == 0 or len(got) == limit
+
+
 def test_snapshot_is_a_copy() -> None:
     store, tracer = make()
     emit(tracer)
