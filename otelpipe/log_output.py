@@ -57,10 +57,10 @@ def _light_emit(handler: logging.Handler, copies: frozenset[str]) -> None:
         if handler.formatter is None and "trace_id" in record.__dict__:
             try:
                 fields = record.__dict__.copy()
-                if fields.keys() >= copies:  # the usual case: eleven lookups, no new set
+                try:  # the usual case: every copy is there (a superset test first would cost as much again)
                     for key in copy_keys:
                         del fields[key]
-                else:
+                except KeyError:  # some are missing: delete the others
                     for key in copies.intersection(fields):
                         del fields[key]
                 request_id = fields.pop("request_id", None)

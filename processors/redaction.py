@@ -696,6 +696,7 @@ _STANDARD_AND_STAMPED: frozenset[str] = _STANDARD_RECORD_ATTRS | log_correlation
 _CORRELATED_RECORD_KEYS: frozenset[str] = frozenset(
     vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))
 ) | log_correlation.CORRELATION_FIELDS
+_CORRELATED_KEY_COUNT = len(_CORRELATED_RECORD_KEYS)
 _REQUEST_ID_ONLY = ("request_id",)
 _SCALARS = (int, float, bool, type(None))
 # Where `RedactingFilter` leaves the masked ``str(exception)``: the exception object itself is the
@@ -793,7 +794,13 @@ class RedactingFilter(logging.Filter):
                     clean = self._check_static(static)
                 if clean and stamped.items() <= attrs.items():
                     standard = _STANDARD_AND_STAMPED
-            if standard is _STANDARD_AND_STAMPED and attrs.keys() == _CORRELATED_RECORD_KEYS:
+            # Equal key sets: the same size and the set holds every key (one set lookup per key,
+            # cheaper than comparing the dict's key view with the set).
+            if (
+                standard is _STANDARD_AND_STAMPED
+                and len(attrs) == _CORRELATED_KEY_COUNT
+                and _CORRELATED_RECORD_KEYS.issuperset(attrs)
+            ):
                 extras: Iterable[str] = _REQUEST_ID_ONLY  # no app extra: only the request id to check
             else:
                 extras = attrs.keys() - standard

@@ -92,6 +92,31 @@ def test_log_output_hands_the_bridge_no_correlation_copies_and_leaves_the_record
     assert record.service_name == "shop" and record.request_id == "rid-7"
 
 
+def test_log_output_drops_whichever_correlation_copies_a_record_has():
+    """A record carrying only some copies (here set as extras, no correlation installed): the bridge
+    still gets none of them and every other attribute."""
+    from otelpipe.log_output import configure_log_output
+
+    provider = LoggerProvider()
+    exporter = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    bridge = LoggingHandler(logger_provider=provider)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = []
+    root.setLevel(logging.INFO)
+    undo = configure_log_output("unchanged", Redactor())
+    root.addHandler(bridge)
+    try:
+        logging.getLogger("tests.logs.partial").info("x", extra={"trace_id": "abc", "otelSpanID": "1", "order": 5})
+    finally:
+        undo()
+        root.handlers, level = saved
+        root.setLevel(level)
+    (exported,) = exporter.get_finished_logs()
+    assert dict(exported.log_record.attributes) == {"order": 5}
+
+
 def test_request_id_respects_the_attribute_limits(correlation):
     """request.id written straight into the SDK's dict only where BoundedAttributes would keep it as is."""
     import inspect
