@@ -59,6 +59,8 @@ _UNSET = Status(StatusCode.UNSET)
 _STATUSES = {StatusCode.OK: Status(StatusCode.OK), StatusCode.ERROR: Status(StatusCode.ERROR)}
 _OK = _STATUSES[StatusCode.OK]
 _PLAIN = (str, int, float, bool)
+# Module constants: an enum member read off its class is a slow lookup in 3.11 (EnumType.__getattr__).
+_SERVER_KIND, _CLIENT_KIND = SpanKind.SERVER, SpanKind.CLIENT
 
 
 # Hooks of the SDK's export processors that do nothing for a span whose sampled flag is off: their
@@ -94,7 +96,9 @@ class _UnsampledHooks:
     """
 
     def __init__(self, active: SpanProcessor) -> None:
-        self.active = active
+        self.active: Any = active
+        # The SDK's multi processor keeps its processors in `_span_processors`: read without getattr().
+        self.plain = type(active) is SynchronousMultiSpanProcessor and hasattr(active, "_span_processors")
         self.source: object = None  # the processors tuple the lists were built from
         self.on_start: tuple[Callable[..., None], ...] = ()
         self.on_ending: tuple[Callable[[Any], None], ...] = ()
@@ -293,8 +297,9 @@ class _LightTracer(trace_api.Tracer):
         if not span_context[5]:  # SpanContext.is_valid
             return span
         hooks = self._hooks
-        if getattr(hooks.active, "_span_processors", hooks.active) is not hooks.source:  # a processor was added
-            hooks.refresh()
+        active = hooks.active
+        if (active._span_processors if hooks.plain else getattr(active, "_span_processors", active)) is not hooks.source:
+            hooks.refresh()  # a processor was added
         fields = (
             name,
             span_context,
@@ -308,9 +313,9 @@ class _LightTracer(trace_api.Tracer):
         )
         tap = self._owner.server_tap
         light: UnsampledSpan
-        if kind is SpanKind.SERVER and tap is not None and self._scope_name in tap.ready:
+        if kind is _SERVER_KIND and tap is not None and self._scope_name in tap.ready:
             light = tap.start(tap.span_class(*fields), attributes)  # quiet: counted once measured
-        elif self._query_tap is not None and _quiet_query and kind is SpanKind.CLIENT:
+        elif self._query_tap is not None and _quiet_query and kind is _CLIENT_KIND:
             light = self._query_tap.start(self._query_tap.span_class(*fields))  # counted once described
         else:
             light = UnsampledSpan(*fields)
