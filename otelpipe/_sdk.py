@@ -307,7 +307,9 @@ EXPORT_DROPS_HOOK = Hook(
 )
 LIGHT_TRACING_HOOK = Hook(
     "opentelemetry.sdk._configuration._import_exporters/_init_metrics/_init_logging/... (the steps of "
-    "_initialize_components), Tracer._is_enabled/_instrumentation_scope/span_processor, TracerProvider._tracers_lock",
+    "_initialize_components), Tracer._is_enabled/_instrumentation_scope/span_processor, TracerProvider._tracers_lock; "
+    "Tracer.sampler/id_generator/_tracer_config/_tracer_metrics for a dropped span's children (probed per tracer: "
+    "the SDK starts them itself otherwise)",
     "otelpipe.sdk_components, otelpipe.processors.unsampled",
     "builds the SDK with a TracerProvider whose dropped spans are light UnsampledSpans: exact RED under "
     "sampling at a fraction of a RECORD_ONLY span's cost",

@@ -163,6 +163,12 @@ class FastParentBased(ParentBased):
         self._last_drop = self._root_drop
         self.fallbacks = 0  # calls the SDK's ParentBased decided because the fast path failed
 
+    def drops_local_unsampled_children(self) -> bool:
+        """Whether every child of a local parent that was not sampled is dropped (the default
+        `local_parent_not_sampled`, ALWAYS_OFF): otelpipe's light tracer then starts such children
+        without calling the sampler (otelpipe.processors.unsampled)."""
+        return self._parent_rules[3] == (0, 1, _DROP, _DROP)
+
     def should_sample(  # the Sampler interface's signature
         self,
         parent_context: Context | None,

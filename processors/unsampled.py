@@ -44,9 +44,13 @@ from opentelemetry.sdk.trace import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.span import TraceState
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
+
+from otelpipe.processors.context_reads import SPAN_CONTEXT_UNPACKS, SPAN_KEY, current_context
+from otelpipe.processors.fast_sampling import FastParentBased
 
 if TYPE_CHECKING:
     from otelpipe.processors.server_metrics_tap import ServerMetricsTap
@@ -130,8 +134,19 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+# Every light span class (UnsampledSpan and its subclasses): a span of one of them in the context is a
+# parent the SDK dropped, local and valid (a light span is only made for such a span).
+_LIGHT_TYPES: set[type] = set()
+_current_context = current_context  # module names: the tests break them here
+_PARENT_KEY = SPAN_KEY or ""  # only read when `_child_flags` found SPAN_KEY
+
+
 class UnsampledSpan(trace_api.Span, ReadableSpan):
     """A recording, never-exported span holding only the attributes named in `keep`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _LIGHT_TYPES.add(cls)
 
     _instrumentation_info = None
     _parent = None
@@ -232,6 +247,9 @@ class UnsampledSpan(trace_api.Span, ReadableSpan):
         super().__exit__(exc_type, exc_val, exc_tb)
 
 
+_LIGHT_TYPES.add(UnsampledSpan)
+
+
 class QuietSpan(UnsampledSpan):
     """A dropped span that does not record: its instrumentation skips the attribute work it does only
     for a recording span, and a tap that knows what RED needs (a measurement, an engine) completes it
@@ -254,6 +272,53 @@ class QuietSpan(UnsampledSpan):
             on_end(self)
 
 
+def _child_flags(tracer: Tracer, plain_config: bool) -> dict[int, TraceFlags] | None:
+    """The trace flags the SDK gives a child of a dropped local span, by the parent's flags; None when
+    this tracer's children must be started by the SDK.
+
+    Such a child is dropped whatever else it is (its sampler is a `FastParentBased` whose delegate for
+    local parents not sampled drops, and the tracer records no span metrics), so the SDK's
+    `start_span` for it only builds a `SpanContext`: the parent's trace id and trace state, a new span
+    id from the tracer's id generator, and flags derived from the parent's. The flags are probed here
+    once through the SDK's own `start_span` (SDK versions differ: 1.45 carries the random-trace-id
+    flag over, older ones do not); any other outcome of the probe leaves every child to the SDK.
+    """
+    try:
+        if (
+            not plain_config
+            or not SPAN_CONTEXT_UNPACKS
+            or SPAN_KEY is None
+            or type(tracer) is not Tracer
+            or not isinstance(tracer.sampler, FastParentBased)
+            or type(tracer.sampler).should_sample is not FastParentBased.should_sample
+            or not tracer.sampler.drops_local_unsampled_children()
+            or type(getattr(tracer, "_tracer_metrics", None)).__name__ not in ("NoneType", "NoOpTracerMetrics")
+            or not tracer._tracer_config.is_enabled
+        ):
+            return None
+        flags: dict[int, TraceFlags] = {}
+        state = TraceState([("otelpipe", "probe")])
+        for value in (TraceFlags.DEFAULT, 0x02):
+            parent = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7, False, TraceFlags(value), state)
+            child = tracer.start_span("otelpipe.probe", trace_api.set_span_in_context(NonRecordingSpan(parent)))
+            got = child.get_span_context()
+            if (
+                type(child) is not NonRecordingSpan
+                or type(got) is not SpanContext
+                or got.trace_id != parent.trace_id
+                or got.span_id in (0, parent.span_id)
+                or got.is_remote
+                or got.trace_state is not state
+                or type(got.trace_flags) is not TraceFlags
+                or got.trace_flags & TraceFlags.SAMPLED
+            ):
+                return None
+            flags[value] = got.trace_flags
+        return flags
+    except Exception:  # an SDK this does not know: the SDK starts every child
+        return None
+
+
 class _LightTracer(trace_api.Tracer):
     """Starts spans through an SDK tracer; a span its sampler drops becomes an `UnsampledSpan`."""
 
@@ -270,6 +335,8 @@ class _LightTracer(trace_api.Tracer):
         self._plain_config = type(tracer)._is_enabled is Tracer._is_enabled and hasattr(tracer, "_tracer_config")
         # SQLAlchemy's dropped query spans become quiet (otelpipe.processors.sqlalchemy_tap).
         self._query_tap = owner.query_tap(scope) if scope is not None else None
+        # A child of a dropped span is dropped too: its span context is built here, as the SDK would.
+        self._child_flags = _child_flags(tracer, self._plain_config)
 
     def start_span(  # the Tracer interface
         self,
@@ -284,18 +351,32 @@ class _LightTracer(trace_api.Tracer):
         _quiet_query: bool = True,
     ) -> trace_api.Span:
         tracer = self._tracer
-        span = tracer.start_span(
-            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
-        )
-        # Read as fields: four calls fewer per dropped span than is_recording()/get_span_context()/is_valid
-        # and the tracer's _is_enabled() (a disabled tracer's span carries its parent's context).
-        if type(span) is not NonRecordingSpan or not (
-            tracer._tracer_config.is_enabled if self._plain_config else tracer._is_enabled()
-        ):
-            return span
-        span_context = span._context
-        if not span_context[5]:  # SpanContext.is_valid
-            return span
+        span_context: SpanContext | None = None
+        child_flags = self._child_flags
+        if child_flags is not None:
+            # The parent a dropped light span: the child is dropped (see `_child_flags`), and its span
+            # context is the one the SDK's start_span would build, without its dozen calls.
+            parent: Any = (_current_context() if context is None else context).get(_PARENT_KEY)
+            if type(parent) in _LIGHT_TYPES and tracer._tracer_config.is_enabled:
+                parent_context = parent._context
+                flags = child_flags.get(parent_context[3])
+                if flags is not None:
+                    span_context = SpanContext(
+                        parent_context[0], tracer.id_generator.generate_span_id(), False, flags, parent_context[4]
+                    )
+        if span_context is None:
+            span = tracer.start_span(
+                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            )
+            # Read as fields: four calls fewer per dropped span than is_recording()/get_span_context()/
+            # is_valid and the tracer's _is_enabled() (a disabled tracer's span carries its parent's context).
+            if type(span) is not NonRecordingSpan or not (
+                tracer._tracer_config.is_enabled if self._plain_config else tracer._is_enabled()
+            ):
+                return span
+            span_context = span._context
+            if not span_context[5]:  # SpanContext.is_valid
+                return span
         hooks = self._hooks
         active = hooks.active
         if (active._span_processors if hooks.plain else getattr(active, "_span_processors", active)) is not hooks.source:

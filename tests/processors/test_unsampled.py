@@ -282,3 +282,90 @@ def test_configure_uses_the_light_provider_and_falls_back_to_full_spans_without_
         assert report["sampler"].startswith("RecordUnsampled")
         assert "BatchSpanProcessor" in report["processors"]
         assert "DropCountingBatchSpanProcessor" not in report["processors"]
+
+
+def _fast_provider(sampler: Any, seed: int) -> tuple[LightUnsampledTracerProvider, REDStore, Any]:
+    from otelpipe.processors.fast_sampling import fast_parent_based
+
+    return _provider(sampler=fast_parent_based(sampler), id_generator=SeededIds(seed))
+
+
+def _contexts(tracer: Any, remote_flags: int, state: list[tuple[str, str]], depth: int, explicit: bool) -> list[Any]:
+    """Span contexts of a chain under a remote parent that was not sampled: a dropped root, then children."""
+    from opentelemetry import trace as trace_api
+    from opentelemetry.trace import SpanContext, TraceFlags
+    from opentelemetry.trace.span import TraceState
+
+    remote = SpanContext(0x1F2E3D4C5B6A79881726354453627180, 0x1122334455667788, True, TraceFlags(remote_flags), TraceState(state))
+    context = trace_api.set_span_in_context(NonRecordingSpan(remote))
+    found = []
+    for level in range(depth):
+        kind = SpanKind.CLIENT if level % 2 else SpanKind.INTERNAL
+        span = tracer.start_span(f"s{level}", context if explicit or level == 0 else None, kind=kind)
+        found.append((type(span).__name__, span.get_span_context()))
+        context = trace_api.set_span_in_context(span, context if explicit else None)
+        if not explicit:
+            from opentelemetry import context as context_api
+
+            context_api.attach(context)
+    return found
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    remote_flags=st.sampled_from([0, 2]),
+    state=st.lists(st.tuples(st.sampled_from(["a", "b", "vendor"]), st.sampled_from(["1", "x"])), max_size=2, unique_by=lambda kv: kv[0]),
+    depth=st.integers(1, 4),
+    explicit=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_a_dropped_spans_children_get_the_span_context_the_sdk_would_build(
+    remote_flags: int, state: list[tuple[str, str]], depth: int, explicit: bool, seed: int
+) -> None:
+    """Children of a dropped local span skip the SDK's start_span: same ids, flags and trace state as
+    when the SDK builds them (same seeded ids), and the same light spans."""
+    from opentelemetry import context as context_api
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio as Ratio
+
+    results = []
+    for fast in (True, False):
+        provider, _, _ = _fast_provider(Ratio(0.5), seed)
+        tracer: Any = provider.get_tracer("test")
+        assert tracer._child_flags is not None
+        if not fast:
+            tracer._child_flags = None  # every child through the SDK's start_span
+        token = context_api.attach(context_api.Context())
+        try:
+            results.append(_contexts(tracer, remote_flags, state, depth, explicit))
+        finally:
+            context_api.detach(token)
+    assert results[0] == results[1]
+    assert all(name == "UnsampledSpan" and not ctx.trace_flags.sampled for name, ctx in results[0])
+
+
+def test_children_go_through_the_sdk_when_its_decision_for_them_is_not_a_plain_drop() -> None:
+    """A sampler that may keep a child of a dropped parent, a tracer turned off, or a sampler otelpipe
+    does not reproduce: every child is started by the SDK (and so sampled where the sampler says)."""
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    keeps_children, _, exporter = _fast_provider(ParentBased(ALWAYS_OFF, local_parent_not_sampled=ALWAYS_ON), 1)
+    tracer: Any = keeps_children.get_tracer("test")
+    assert tracer._child_flags is None
+    with tracer.start_as_current_span("root") as root:
+        assert isinstance(root, UnsampledSpan)
+        with tracer.start_as_current_span("child") as child:
+            assert isinstance(child, Span) and child.get_span_context().trace_flags.sampled
+    assert [span.name for span in exporter.get_finished_spans()] == ["child"]
+    stock, _, _ = _provider(sampler=ParentBasedTraceIdRatio(0.01))  # not a FastParentBased
+    assert stock.get_tracer("test")._child_flags is None  # type: ignore[attr-defined]
+    dimmed, _, _ = _fast_provider(ParentBased(ALWAYS_OFF), 2)
+    tracer = dimmed.get_tracer("test")
+    assert tracer._child_flags is not None  # type: ignore[attr-defined]
+    with tracer.start_as_current_span("root") as root:
+        tracer._tracer._tracer_config = TracerConfig(is_enabled=False)  # type: ignore[attr-defined]  # turned off now
+        child = tracer.start_span("child")
+        assert type(child) is NonRecordingSpan and child.get_span_context() == root.get_span_context()

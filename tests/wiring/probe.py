@@ -151,9 +151,12 @@ def _sampled(pipeline: Any) -> dict[str, Any]:
 def _sampler(pipeline: Any) -> dict[str, Any]:
     """The tracer provider's sampler class, and the decision it makes for a root span."""
     provider: Any = trace.get_tracer_provider()
-    with trace.get_tracer("wiring.probe").start_as_current_span("root") as span:
+    tracer = trace.get_tracer("wiring.probe")
+    with tracer.start_as_current_span("root") as span:
         sampled = span.get_span_context().trace_flags.sampled
-    return {"class": type(provider.sampler).__name__, "sampled": sampled}
+    # Whether a dropped span's children get their span context without the SDK's start_span.
+    children = getattr(tracer, "_child_flags", None) is not None
+    return {"class": type(provider.sampler).__name__, "sampled": sampled, "light_children": children}
 
 
 def _metric_tick(pipeline: Any) -> dict[str, Any]:

@@ -466,6 +466,7 @@ def test_fast_sampler_switch_keeps_the_sdk_sampler() -> None:
     """The default ParentBased sampler is decided by otelpipe's equivalent unless switched off."""
     on, _ = probe({}, "sampler")
     off, _ = probe({"OTELPIPE_FAST_SAMPLER_ENABLED": "false"}, "sampler")
-    assert on["sampler"] == {"class": "FastParentBased", "sampled": True}
+    assert on["sampler"] == {"class": "FastParentBased", "sampled": True, "light_children": True}
     assert off["sampler"]["class"] != "FastParentBased"
+    assert off["sampler"]["light_children"] is False  # the SDK starts every span
     assert off["sampler"]["sampled"] is True  # the same decision either way
