@@ -76,9 +76,15 @@ def _request(tracer: Any, index: int) -> None:
                 query.set_status(Status(StatusCode.ERROR, "disk I/O error"))
 
 
-def test_red_counts_every_span_exactly_while_about_one_percent_is_exported() -> None:
-    provider, store, exporter = _provider(id_generator=SeededIds(7))
+@pytest.mark.parametrize("fast", [False, True], ids=["sdk-sampler", "fast-sampler"])
+def test_red_counts_every_span_exactly_while_about_one_percent_is_exported(fast: bool) -> None:
+    from otelpipe.processors.fast_sampling import fast_parent_based
+
+    sampler = fast_parent_based(ParentBasedTraceIdRatio(0.01)) if fast else None
+    provider, store, exporter = _provider(sampler=sampler, id_generator=SeededIds(7))
     tracer = provider.get_tracer("test")
+    # With the fast sampler a dropped request's query span is started without the SDK's start_span.
+    assert (tracer._child_flags is not None) is fast  # type: ignore[attr-defined]
     for index in range(2000):
         _request(tracer, index)
     calls: dict[tuple[str, str], int] = {}
