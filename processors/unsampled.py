@@ -364,6 +364,8 @@ class _LightTracer(trace_api.Tracer):
                     span_context = SpanContext(
                         parent_context[0], tracer.id_generator.generate_span_id(), False, flags, parent_context[4]
                     )
+                    if not span_context[5]:  # an id generator that gave span id 0: what the SDK returns
+                        return NonRecordingSpan(span_context)
         if span_context is None:
             span = tracer.start_span(
                 name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception

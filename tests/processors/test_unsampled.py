@@ -375,3 +375,22 @@ def test_children_go_through_the_sdk_when_its_decision_for_them_is_not_a_plain_d
         tracer._tracer._tracer_config = TracerConfig(is_enabled=False)  # type: ignore[attr-defined]  # turned off now
         child = tracer.start_span("child")
         assert type(child) is NonRecordingSpan and child.get_span_context() == root.get_span_context()
+
+
+class ZeroSpanIds(SeededIds):
+    def generate_span_id(self) -> int:
+        return 0
+
+
+def test_a_child_with_an_invalid_span_id_is_the_sdks_non_recording_span() -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    provider, store, _ = _fast_provider(ParentBased(ALWAYS_OFF), 3)
+    tracer: Any = provider.get_tracer("test")
+    with tracer.start_as_current_span("root") as root:
+        provider.id_generator = tracer._tracer.id_generator = ZeroSpanIds(3)
+        child = tracer.start_span("child")
+    assert type(child) is NonRecordingSpan and not child.get_span_context().is_valid
+    assert child.get_span_context().trace_id == root.get_span_context().trace_id
+    child.end()
+    assert sum(series.calls for series in store.snapshot().series) == 1  # the root only, as with the SDK
