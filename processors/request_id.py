@@ -1,13 +1,15 @@
 """Per-request id kept in a contextvar, plus Flask instrumentation hooks that set and return it.
 
 The id comes from the incoming ``X-Request-ID`` header, else W3C baggage ``request.id``, else 128
-fresh random bits in hex (the form of ``uuid4().hex``, at a third of its cost); it is stamped on the server span as ``request.id`` and echoed in the response, so a
-user-visible id leads to the trace and to every log line of the request.
+fresh random bits in hex (the form of ``uuid4().hex``); it is stamped on the server span as
+``request.id`` and echoed in the response, so a user-visible id leads to the trace and to every log
+line of the request.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Mapping, MutableSequence
 from contextvars import ContextVar, Token
@@ -28,6 +30,15 @@ _LOWER_HEADER = REQUEST_ID_HEADER.lower()
 _VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 _REQUEST_ID: ContextVar[str] = ContextVar("otelpipe_request_id", default="")
+
+# Fresh ids from a generator of our own, seeded from the OS: `os.urandom` per request is a
+# getrandom(2) system call, one more than the stock distro makes per request (an id names a request,
+# it guards nothing, as the SDK's own random trace ids do not). Its own instance leaves the `random`
+# module's sequence (the SDK's trace ids) alone; reseeded in a forked worker, whose copy of the state
+# would otherwise repeat the parent's ids.
+_FRESH_IDS = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_FRESH_IDS.seed)
 
 
 def _baggage_key() -> str | None:
@@ -85,7 +96,7 @@ def request_id_from_environ(environ: Mapping[str, Any]) -> str:
     carried = _carried_request_id()
     if carried is not None and (found := _valid(carried)) is not None:
         return found
-    return os.urandom(16).hex()
+    return f"{_FRESH_IDS.getrandbits(128):032x}"
 
 
 def flask_request_hook(span: Any, environ: Mapping[str, Any]) -> None:

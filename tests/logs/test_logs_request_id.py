@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 
 import flask
 import pytest
@@ -127,3 +129,30 @@ def test_response_hook_keeps_an_id_the_app_set_itself():
     headers = [("", "odd"), ("X-Other", "1")]
     flask_response_hook(None, "200 OK", headers)
     assert headers[-1] == ("X-Request-ID", "mine-2") and get_request_id() == ""
+
+
+def test_fresh_ids_are_hex_do_not_touch_random_and_differ_in_a_forked_worker():
+    """A fresh id is 32 hex digits, leaves the `random` sequence (the SDK's trace ids) alone, and a
+    forked worker's ids are not the parent's: its copy of the generator is reseeded at fork."""
+    import random
+
+    from otelpipe.processors import request_id
+
+    random.seed(7)
+    expected = random.getrandbits(64)
+    random.seed(7)
+    fresh = {request_id.request_id_from_environ({}) for _ in range(50)}
+    assert random.getrandbits(64) == expected
+    assert len(fresh) == 50 and all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in fresh)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write_end, request_id.request_id_from_environ({}).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert len(child_id) == 32 and child_id != request_id.request_id_from_environ({})
