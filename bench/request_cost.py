@@ -290,6 +290,8 @@ def _red_totals(sink: Any, service: str) -> tuple[int, int]:
 
 
 def _ratio_text(ratios: list[float]) -> str:
+    if len(ratios) < 2:  # --rounds 1: no quartiles to give
+        return f"{ratios[0]:.3f}"
     low, _, high = statistics.quantiles(ratios, n=4)
     return f"{statistics.median(ratios):.3f} ({low:.3f}-{high:.3f})"
 
@@ -367,8 +369,9 @@ def main() -> int:
             f"samplings {samplings}; work dir {workdir}",
             flush=True,
         )
-        # Each otelpipe process runs right next to its stock baseline (order flipping every round):
-        # a ratio compares two measurements a few seconds apart, whatever else the machine does.
+        # Each otelpipe process (and the control) runs right next to its stock baseline (order
+        # flipping every round): a ratio compares two measurements some 40 ms apart, whatever else the
+        # machine does.
         for round_index in range(args.rounds):
             for index, process in enumerate(p for p in processes if p.label != "stock"):
                 stock = next(p for p in processes if p.sampling == process.sampling and p.label == "stock")
