@@ -42,11 +42,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float, what: str, *logs: Path) -> None:  # type: ignore[no-untyped-def]
+    """Poll `predicate`; on timeout fail with the tail of each of `logs` (what the processes said)."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            tails = "".join(f"\n--- {log.name} (tail):\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+            raise AssertionError(f"timed out waiting for {what}{tails}")
         time.sleep(0.2)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _get(url: str) -> int:
@@ -125,6 +136,9 @@ def test_own_app_path_from_the_readme_in_a_fresh_venv(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # The app exports from its first request on: start it once the sink listens (on a slow host
+        # the sink's start-up could otherwise cost the app's first exports their retries).
+        _wait(lambda: _listening(grpc_port), 90, "the sink to listen", sink_out)
         app = subprocess.Popen(
             ["bash", "-ec", run],
             cwd=app_dir,
@@ -135,11 +149,11 @@ def test_own_app_path_from_the_readme_in_a_fresh_venv(tmp_path: Path) -> None:
         )
         try:
             base = f"http://127.0.0.1:{app_port}"
-            _wait(lambda: _get(f"{base}/items/1") == 200, 90, "the app to answer")
+            _wait(lambda: _get(f"{base}/items/1") == 200, 90, "the app to answer", app_err)
             assert [_get(f"{base}/items/{i}") for i in range(10)] == [200] * 10
             assert {_get(f"{base}/fail") for _ in range(20)} == {500}
-            _wait(lambda: "OPENED [critical] myapp/availability" in app_err.read_text(), 60, "the incident")
-            _wait(lambda: "INCIDENT myapp: opened" in sink_out.read_text(), 60, "the sink to tail it")
+            _wait(lambda: "OPENED [critical] myapp/availability" in app_err.read_text(), 60, "the incident", app_err)
+            _wait(lambda: "INCIDENT myapp: opened" in sink_out.read_text(), 60, "the sink to tail it", sink_out, app_err)
             _wait(lambda: "traces.span.metrics.calls" in sink_out.read_text(), 30, "RED metrics")
             state = {**env, "OTELPIPE_STATE_DIR": str(app_dir / ".otelpipe-state")}
             _wait((app_dir / ".otelpipe-state" / "slo-state.sqlite").exists, 30, "saved SLO state")
