@@ -204,15 +204,10 @@ def _readline(stream: IO[str], timeout: float) -> str:
     return stream.readline()
 
 
-def _start(
-    label: str,
-    sampling: float,
-    extra: dict[str, str],
-    sink_endpoint: str,
-    workdir: Path,
-    otelpipe: bool,
-    python: str = sys.executable,
-) -> Process:
+def _environment(
+    label: str, sampling: float, extra: dict[str, str], sink_endpoint: str, workdir: Path, otelpipe: bool
+) -> tuple[str, dict[str, str]]:
+    """The service name and environment of one configuration's app (shared with bench/served_cost.py)."""
     service = f"bench-{label}-{sampling:g}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELPIPE_"))}
     env.update(
@@ -241,6 +236,19 @@ def _start(
             env[key] = value
         else:
             env.pop(key, None)
+    return service, env
+
+
+def _start(
+    label: str,
+    sampling: float,
+    extra: dict[str, str],
+    sink_endpoint: str,
+    workdir: Path,
+    otelpipe: bool,
+    python: str = sys.executable,
+) -> Process:
+    service, env = _environment(label, sampling, extra, sink_endpoint, workdir, otelpipe)
     instrument = str(Path(python).with_name("opentelemetry-instrument"))
     stderr = (workdir / f"{service}.stderr").open("w")
     proc = subprocess.Popen(
