@@ -297,6 +297,34 @@ def _red_totals(sink: Any, service: str) -> tuple[int, int]:
     return calls, errors
 
 
+def _configuration_name(label: str, otelpipe: bool, other_python: str | None = None) -> str:
+    """A configuration's name in the result table (shared with bench/served_cost.py)."""
+    if label == CONTROL:
+        return "control: a second stock process"
+    if not otelpipe:
+        return "stock opentelemetry-distro"
+    if label == "other-python":
+        return f"otelpipe under {other_python}"
+    if label in VARIANTS:
+        return "otelpipe, " + " ".join(f"{k}={v or '(unset)'}" for k, v in VARIANTS[label].items())
+    return "otelpipe defaults"
+
+
+def _check_red(sink: Any, service: str, label: str, sampling: float, expected: tuple[int, int]) -> bool:
+    """Wait up to 15 s for the sink's RED calls and errors of `service` to equal `expected`; print the verdict."""
+    deadline = time.monotonic() + 15
+    got = _red_totals(sink, service)
+    while got != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        got = _red_totals(sink, service)
+    verdict = "exact" if got == expected else "MISMATCH"
+    print(
+        f"RED at {sampling:g} sampling, {label}: calls {got[0]} / errors {got[1]} for "
+        f"{expected[0]} requests / {expected[1]} failing: {verdict}"
+    )
+    return got == expected
+
+
 def _ratio_text(ratios: list[float]) -> str:
     if len(ratios) < 2:  # --rounds 1: no quartiles to give
         return f"{ratios[0]:.3f}"
@@ -404,17 +432,7 @@ def main() -> int:
         print("| --- | --- | --- | --- | --- | --- |")
         for sampling in samplings:
             for process in (p for p in processes if p.sampling == sampling):
-                name = "otelpipe defaults"
-                if process.label == CONTROL:
-                    name = "control: a second stock process"
-                elif not process.otelpipe:
-                    name = "stock opentelemetry-distro"
-                elif process.label == "other-python":
-                    name = f"otelpipe under {args.other_python}"
-                elif process.label in VARIANTS:
-                    name = "otelpipe, " + " ".join(
-                        f"{k}={v or '(unset)'}" for k, v in VARIANTS[process.label].items()
-                    )
+                name = _configuration_name(process.label, process.otelpipe, args.other_python)
                 cells = [f"{min(process.thread):.0f}"]
                 if process.label != "stock":
                     cells += [
@@ -444,18 +462,8 @@ def main() -> int:
                 continue  # RED off, counting only sampled spans by design, or not this version
             reply = process.ask("fail 7")
             process.ask("flush")
-            deadline = time.monotonic() + 15
             expected = (reply["sent"] + reply["failed"], reply["failed"])
-            got = _red_totals(sink, process.service)
-            while got != expected and time.monotonic() < deadline:
-                time.sleep(0.2)
-                got = _red_totals(sink, process.service)
-            verdict = "exact" if got == expected else "MISMATCH"
-            ok = ok and got == expected
-            print(
-                f"RED at {lowest:g} sampling, {process.label}: calls {got[0]} / errors {got[1]} for "
-                f"{expected[0]} requests / {expected[1]} failing: {verdict}"
-            )
+            ok = _check_red(sink, process.service, process.label, lowest, expected) and ok
         return 0 if ok else 1
     finally:
         for process in processes:

@@ -39,10 +39,11 @@ from request_cost import (  # bench/ is on sys.path
     CONTROL,
     SLO_SPEC,
     VARIANTS,
+    _check_red,
+    _configuration_name,
     _environment,
     _make_db,
     _ratio_text,
-    _red_totals,
 )
 
 
@@ -214,14 +215,7 @@ def main() -> int:
         print("| --- | --- | --- | --- | --- |")
         for sampling in samplings:
             for server in (s for s in servers if s.sampling == sampling):
-                if server.label == CONTROL:
-                    name = "control: a second stock process"
-                elif not server.otelpipe:
-                    name = "stock opentelemetry-distro"
-                elif server.label in VARIANTS:
-                    name = "otelpipe, " + " ".join(f"{k}={v}" for k, v in VARIANTS[server.label].items())
-                else:
-                    name = "otelpipe defaults"
+                name = _configuration_name(server.label, server.otelpipe)
                 ratios = (
                     ["1", "1"]
                     if server.label == "stock"
@@ -240,17 +234,7 @@ def main() -> int:
         print()
         for server in checked:
             expected = (server.sent + server.failed, server.failed)
-            deadline = time.monotonic() + 15
-            got = _red_totals(sink, server.service)
-            while got != expected and time.monotonic() < deadline:
-                time.sleep(0.2)
-                got = _red_totals(sink, server.service)
-            verdict = "exact" if got == expected else "MISMATCH"
-            ok = ok and got == expected
-            print(
-                f"RED at {lowest:g} sampling, {server.label}: calls {got[0]} / errors {got[1]} for "
-                f"{expected[0]} requests / {expected[1]} failing: {verdict}"
-            )
+            ok = _check_red(sink, server.service, server.label, lowest, expected) and ok
         return 0 if ok else 1
     finally:
         for server in servers:
