@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fleet_detection.py --runs 1 --prometheus-runs 0
 	$(BIN)/python bench/fleet_merge.py
 	$(BIN)/python bench/request_cost.py --quick
+	$(BIN)/python bench/request_cost.py --quick --sampling 0.01 --variants none --shape 1,5
 	$(BIN)/python bench/served_cost.py --quick
 	$(BIN)/python bench/request_calls.py --top 20
 	$(BIN)/python bench/metric_collection.py --rounds 10

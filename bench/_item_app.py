@@ -26,8 +26,25 @@ def fill_items(db_path: str) -> None:
         )
 
 
-def item_app(db_path: str, log_line: Callable[[logging.Logger, int], None] | None = None) -> Any:
-    """A Flask app serving GET /item/<id>; `log_line(log, id)` replaces the plain `log.info` call."""
+def shape_from_environment() -> dict[str, int]:
+    """`item_app`'s `queries` and `log_lines`, as the bench drivers pass them (see `--shape`)."""
+    return {
+        "queries": int(os.environ.get("BENCH_QUERIES", "1")),
+        "log_lines": int(os.environ.get("BENCH_LOG_LINES", "1")),
+    }
+
+
+def item_app(
+    db_path: str,
+    log_line: Callable[[logging.Logger, int], None] | None = None,
+    queries: int = 1,
+    log_lines: int = 1,
+) -> Any:
+    """A Flask app serving GET /item/<id>; `log_line(log, id)` replaces the plain `log.info` call.
+
+    `queries` SELECTs and `log_lines` log lines per request (bench/request_cost.py --shape): how
+    otelpipe's cost grows with the spans and log records of a request.
+    """
     from flask import Flask
     from sqlalchemy import create_engine, text
 
@@ -39,11 +56,13 @@ def item_app(db_path: str, log_line: Callable[[logging.Logger, int], None] | Non
     @app.get("/item/<int:item_id>")
     def item(item_id: int) -> dict[str, object]:
         with engine.connect() as connection:
-            name = connection.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
-        if log_line is None:
-            log.info("item %s served", item_id)
-        else:
-            log_line(log, item_id)
+            for _ in range(queries):
+                name = connection.execute(text("SELECT name FROM items WHERE id = :id"), {"id": item_id}).scalar()
+        for _ in range(log_lines):
+            if log_line is None:
+                log.info("item %s served", item_id)
+            else:
+                log_line(log, item_id)
         return {"id": item_id, "name": name}
 
     return app

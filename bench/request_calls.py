@@ -33,7 +33,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from request_cost import SLO_SPEC  # the same SLOs as bench/request_cost.py (bench/ is on sys.path)
+from request_cost import (  # the same SLOs and --shape as bench/request_cost.py (bench/ is on sys.path)
+    SHAPE_HELP,
+    SLO_SPEC,
+    set_shape,
+)
 
 
 def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
@@ -42,11 +46,11 @@ def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrume
     import pstats
     import random
 
-    from _item_app import fill_items, item_app
+    from _item_app import fill_items, item_app, shape_from_environment
 
     db = os.environ["BENCH_DB"]
     fill_items(db)
-    app = item_app(db)
+    app = item_app(db, **shape_from_environment())
     client = app.test_client()
     for i in range(int(os.environ.get("BENCH_WARMUP", "500"))):
         client.get(f"/item/{i % 100}")
@@ -234,11 +238,13 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="with --instructions: also otelpipe with this setting (repeatable, one run each)",
     )
+    parser.add_argument("--shape", default="1,1", metavar="QUERIES,LOG_LINES", help=SHAPE_HELP)
     parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:
         _app_main()
         return
+    set_shape(parser, args.shape)
     extra = dict(item.split("=", 1) for item in args.env)
     if args.instructions:
         # Stock, otelpipe defaults (with --env), then each --variant, one process each; the counts

@@ -1,7 +1,7 @@
 """Per-request cost of otelpipe against the stock opentelemetry-distro, as ratios measured in one run.
 
 Rerun: `.venv/bin/python bench/request_cost.py [--requests N] [--rounds R] [--sampling 0.01,1.0]
-[--variants all|none|name,...] [--quick]` (also `make bench`).
+[--variants all|none|name,...] [--shape QUERIES,LOG_LINES] [--quick]` (also `make bench`).
 
 What an adopter compares is a real request, not a span in a loop: a Flask + SQLAlchemy (SQLite) app,
 one SELECT and one log line per request, started under `opentelemetry-instrument` in subprocesses,
@@ -58,10 +58,10 @@ from typing import IO, Any
 def _app_main() -> None:  # pragma: no cover - runs under opentelemetry-instrument
     import logging
 
-    from _item_app import item_app
+    from _item_app import item_app, shape_from_environment
     from flask import abort
 
-    app = item_app(os.environ["BENCH_DB"])
+    app = item_app(os.environ["BENCH_DB"], **shape_from_environment())
     log = logging.getLogger("bench.app")
 
     @app.get("/fail")
@@ -181,6 +181,7 @@ class Process:
     cpu_ratios: list[float] = field(default_factory=list)
     thread: list[float] = field(default_factory=list)  # µs of the request thread's CPU per request
     thread_ratios: list[float] = field(default_factory=list)
+    thread_added: list[float] = field(default_factory=list)  # µs per request over the stock run next to it
 
     def ask(self, command: str, timeout: float = 300.0) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -310,6 +311,25 @@ def _configuration_name(label: str, otelpipe: bool, other_python: str | None = N
     return "otelpipe defaults"
 
 
+SHAPE_HELP = (
+    "SELECTs and log lines per request (default 1,1): run two shapes to read what one more dropped "
+    "span or log record costs"
+)
+
+
+def set_shape(parser: argparse.ArgumentParser, shape: str) -> tuple[int, int]:
+    """`--shape QUERIES,LOG_LINES`, handed to every app process through the environment (shared with
+    bench/request_calls.py; the app reads it with `_item_app.shape_from_environment`)."""
+    try:
+        queries, log_lines = (int(n) for n in shape.split(","))
+    except ValueError:
+        parser.error(f"--shape {shape!r}: expected two whole numbers, QUERIES,LOG_LINES (e.g. 1,1)")
+    if queries < 1 or log_lines < 0:
+        parser.error(f"--shape {shape!r}: expected at least one SELECT and no negative log lines")
+    os.environ["BENCH_QUERIES"], os.environ["BENCH_LOG_LINES"] = str(queries), str(log_lines)
+    return queries, log_lines
+
+
 def _check_red(sink: Any, service: str, label: str, sampling: float, expected: tuple[int, int]) -> bool:
     """Wait up to 15 s for the sink's RED calls and errors of `service` to equal `expected`; print the verdict."""
     deadline = time.monotonic() + 15
@@ -350,12 +370,19 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every round's figures to FILE")
     parser.add_argument("--variants-at-full", action="store_true", help="also run the variants at 100 %%")
     parser.add_argument("--quick", action="store_true", help="100 rounds of 30 requests")
+    parser.add_argument(
+        "--shape",
+        default="1,1",
+        metavar="QUERIES,LOG_LINES",
+        help=SHAPE_HELP,
+    )
     args = parser.parse_args()
     if args.app:
         _app_main()
         return 0
     if args.quick:
         args.requests, args.rounds = 30, 100
+    queries, log_lines = set_shape(parser, args.shape)
     samplings = [float(s) for s in args.sampling.split(",")]
     names = (
         list(VARIANTS)
@@ -402,7 +429,7 @@ def main() -> int:
             _wait_ready(process)
         print(
             f"{len(processes)} processes, {args.rounds} rounds x {args.requests} requests, "
-            f"samplings {samplings}; work dir {workdir}",
+            f"samplings {samplings}, {queries} SELECT(s) and {log_lines} log line(s) per request; work dir {workdir}",
             flush=True,
         )
         # Each otelpipe process (and the control) runs right next to its stock baseline (order
@@ -421,26 +448,30 @@ def main() -> int:
                 process.wall_ratios.append(mine["median_ns"] / base["median_ns"])
                 process.cpu_ratios.append(mine["cpu_ns"] / base["cpu_ns"])
                 process.thread_ratios.append(mine["thread_ns"] / base["thread_ns"])
+                process.thread_added.append((mine["thread_ns"] - base["thread_ns"]) / 1000)
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
         ok = True
         print()
         print(
             "| configuration | sampling | request-thread CPU µs, fastest round | "
-            "otelpipe / stock, request-thread CPU (median of pairs, interquartile range) | process CPU, pairs | wall, pairs |"
+            "otelpipe / stock, request-thread CPU (median of pairs, interquartile range) | "
+            "added µs per request, request thread (median of pairs) | process CPU, pairs | wall, pairs |"
         )
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for sampling in samplings:
             for process in (p for p in processes if p.sampling == sampling):
                 name = _configuration_name(process.label, process.otelpipe, args.other_python)
                 cells = [f"{min(process.thread):.0f}"]
                 if process.label != "stock":
                     cells += [
-                        _ratio_text(r)
-                        for r in (process.thread_ratios, process.cpu_ratios, process.wall_ratios)
+                        _ratio_text(process.thread_ratios),
+                        f"{statistics.median(process.thread_added):+.0f}",
+                        _ratio_text(process.cpu_ratios),
+                        _ratio_text(process.wall_ratios),
                     ]
                 else:
-                    cells += ["1", "1", "1"]
+                    cells += ["1", "0", "1", "1"]
                 print(f"| {name} | {sampling:g} | {' | '.join(cells)} |")
         if args.json:
             raw = [
