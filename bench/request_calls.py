@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from request_cost import (  # the same SLOs and --shape as bench/request_cost.py (bench/ is on sys.path)
-    SHAPE_HELP,
     SLO_SPEC,
+    add_shape_option,
     set_shape,
 )
 
@@ -238,7 +238,7 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="with --instructions: also otelpipe with this setting (repeatable, one run each)",
     )
-    parser.add_argument("--shape", default="1,1", metavar="QUERIES,LOG_LINES", help=SHAPE_HELP)
+    add_shape_option(parser)
     parser.add_argument("--app", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.app:

@@ -311,10 +311,15 @@ def _configuration_name(label: str, otelpipe: bool, other_python: str | None = N
     return "otelpipe defaults"
 
 
-SHAPE_HELP = (
-    "SELECTs and log lines per request (default 1,1): run two shapes to read what one more dropped "
-    "span or log record costs"
-)
+def add_shape_option(parser: argparse.ArgumentParser) -> None:
+    """`--shape`, read back with `set_shape` (shared with bench/request_calls.py)."""
+    parser.add_argument(
+        "--shape",
+        default="1,1",
+        metavar="QUERIES,LOG_LINES",
+        help="SELECTs and log lines per request (default 1,1): run two shapes to read what one more "
+        "dropped span or log record costs",
+    )
 
 
 def set_shape(parser: argparse.ArgumentParser, shape: str) -> tuple[int, int]:
@@ -370,12 +375,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every round's figures to FILE")
     parser.add_argument("--variants-at-full", action="store_true", help="also run the variants at 100 %%")
     parser.add_argument("--quick", action="store_true", help="100 rounds of 30 requests")
-    parser.add_argument(
-        "--shape",
-        default="1,1",
-        metavar="QUERIES,LOG_LINES",
-        help=SHAPE_HELP,
-    )
+    add_shape_option(parser)
     args = parser.parse_args()
     if args.app:
         _app_main()
