@@ -271,6 +271,18 @@ def _wait_ready(process: Process) -> None:
         raise SystemExit(f"{process.label} did not start: {line!r} (see its .stderr in the work dir)")
 
 
+def _sink_and_workdir(prefix: str) -> tuple[Any, Path]:
+    """A started local OTLP sink, and a work dir holding the items database and the SLO file that
+    `_environment` points every app at (shared with bench/served_cost.py)."""
+    from otelpipe.sink import OTLPSink, SinkStore
+
+    sink = OTLPSink(SinkStore(keep=100_000), grpc_port=0, http_port=0).start()
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    _make_db(workdir / "items.db")
+    (workdir / "slo.yaml").write_text(SLO_SPEC)
+    return sink, workdir
+
+
 def _make_db(path: Path) -> None:
     from _item_app import fill_items
 
@@ -398,12 +410,7 @@ def main() -> int:
         VARIANTS["other-python"] = {}
         names.insert(0, "other-python")
 
-    from otelpipe.sink import OTLPSink, SinkStore
-
-    sink = OTLPSink(SinkStore(keep=100_000), grpc_port=0, http_port=0).start()
-    workdir = Path(tempfile.mkdtemp(prefix="otelpipe-request-cost-"))
-    _make_db(workdir / "items.db")
-    (workdir / "slo.yaml").write_text(SLO_SPEC)
+    sink, workdir = _sink_and_workdir("otelpipe-request-cost-")
     processes: list[Process] = []
     try:
         for sampling in samplings:

@@ -29,7 +29,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +36,12 @@ from pathlib import Path
 from request_cost import (  # bench/ is on sys.path
     _NOT_EXACT,
     CONTROL,
-    SLO_SPEC,
     VARIANTS,
     _check_red,
     _configuration_name,
     _environment,
-    _make_db,
     _ratio_text,
+    _sink_and_workdir,
 )
 
 
@@ -175,12 +173,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
 
-    from otelpipe.sink import OTLPSink, SinkStore
-
-    sink = OTLPSink(SinkStore(keep=100_000), grpc_port=0, http_port=0).start()
-    workdir = Path(tempfile.mkdtemp(prefix="otelpipe-served-cost-"))
-    _make_db(workdir / "items.db")
-    (workdir / "slo.yaml").write_text(SLO_SPEC)
+    sink, workdir = _sink_and_workdir("otelpipe-served-cost-")
     servers: list[Server] = []
     try:
         for sampling in samplings:
